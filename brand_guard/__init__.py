@@ -1,0 +1,1 @@
+"""Governance: vault, egress guard, provenance, ledger, ratios. No torch, no UI."""
