@@ -1,0 +1,187 @@
+"""The model catalogue: which checkpoint plays which role, under which licence, in which profile.
+
+Profiles: ``tiny`` (random-weight twins built here from configs, no download, CPU in seconds),
+``standard`` (commercially usable checkpoints for a 12-24 GB GPU) and ``quality`` (a large GPU).
+Restricted licences are never a profile default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidRequest, ModelMissing
+
+ROLES = ("concept", "sketch", "depth", "mesh")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One catalogue model. ``revision`` 'main' is resolved to a commit and pinned by the lock file."""
+
+    key: str
+    role: str
+    repo_id: str
+    revision: str
+    licence: str
+    commercial: bool
+    excluded_territories: tuple[str, ...] = ()
+    vram_gb: float = 0.0
+    notes: str = ""
+    tiny: bool = False
+    restricted: bool = False
+
+    @property
+    def licence_line(self) -> str:
+        use = "commercial use allowed" if self.commercial else "NOT for commercial use"
+        where = f"; excluded: {', '.join(self.excluded_territories)}" if self.excluded_territories else ""
+        return f"{self.licence} ({use}{where})"
+
+
+CATALOGUE: dict[str, ModelEntry] = {
+    e.key: e
+    for e in [
+        ModelEntry(
+            key="tiny-concept",
+            role="concept",
+            repo_id="design-studio/tiny-stable-diffusion",
+            revision="local",
+            licence="random weights made here (no licence needed)",
+            commercial=True,
+            notes="64x64 random-weight twin of Stable Diffusion; shows the flow, not a picture",
+            tiny=True,
+        ),
+        ModelEntry(
+            key="tiny-depth",
+            role="depth",
+            repo_id="design-studio/tiny-depth-anything",
+            revision="local",
+            licence="random weights made here (no licence needed)",
+            commercial=True,
+            notes="random-weight twin of Depth Anything on a tiny DINOv2 backbone",
+            tiny=True,
+        ),
+        ModelEntry(
+            key="sdxl-base",
+            role="concept",
+            repo_id="stabilityai/stable-diffusion-xl-base-1.0",
+            revision="main",
+            licence="CreativeML Open RAIL++-M",
+            commercial=True,
+            vram_gb=10,
+            notes="1024x1024 product shots; use-based restrictions of the licence apply",
+        ),
+        ModelEntry(
+            key="controlnet-scribble-sdxl",
+            role="sketch",
+            repo_id="xinsir/controlnet-scribble-sdxl-1.0",
+            revision="main",
+            licence="Apache-2.0",
+            commercial=True,
+            vram_gb=3,
+            notes="sketch/scribble conditioning for SDXL",
+        ),
+        ModelEntry(
+            key="depth-anything-v2-small",
+            role="depth",
+            repo_id="depth-anything/Depth-Anything-V2-Small-hf",
+            revision="main",
+            licence="Apache-2.0",
+            commercial=True,
+            vram_gb=1,
+            notes="only the Small variant is Apache-2.0 (Base/Large are CC-BY-NC-4.0)",
+        ),
+        ModelEntry(
+            key="flux-schnell",
+            role="concept",
+            repo_id="black-forest-labs/FLUX.1-schnell",
+            revision="main",
+            licence="Apache-2.0",
+            commercial=True,
+            vram_gb=24,
+            notes="4-step distilled; for 24 GB+ GPUs (FLUX.1-dev is non-commercial and not listed)",
+        ),
+    ]
+}
+
+PROFILES: dict[str, dict[str, str]] = {
+    "tiny": {"concept": "tiny-concept", "depth": "tiny-depth"},
+    "standard": {"concept": "sdxl-base", "sketch": "controlnet-scribble-sdxl", "depth": "depth-anything-v2-small"},
+    "quality": {"concept": "flux-schnell", "depth": "depth-anything-v2-small"},
+}
+
+#: Sensible generation defaults per profile (steps, guidance, size).
+PROFILE_DEFAULTS: dict[str, dict] = {
+    "tiny": {"steps": 2, "guidance": 5.0, "width": 64, "height": 64, "mesh_resolution": 48},
+    "standard": {"steps": 30, "guidance": 6.0, "width": 1024, "height": 1024, "mesh_resolution": 192},
+    "quality": {"steps": 4, "guidance": 0.0, "width": 1024, "height": 1024, "mesh_resolution": 256},
+}
+
+
+@dataclass
+class ModelStatus:
+    entry: ModelEntry
+    path: Path | None
+    how_to_get: str = field(default="")
+
+    @property
+    def available(self) -> bool:
+        return self.path is not None
+
+
+def entry_for(profile: str, role: str) -> ModelEntry:
+    """The catalogue entry a profile uses for a role."""
+    if profile not in PROFILES:
+        raise InvalidRequest(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+    key = PROFILES[profile].get(role)
+    if key is None:
+        raise InvalidRequest(f"profile {profile!r} has no model for the role {role!r}")
+    return CATALOGUE[key]
+
+
+def local_path(entry: ModelEntry, models_dir: Path) -> Path | None:
+    """Where the entry's weights are on this machine, or None. Never downloads anything."""
+    if entry.tiny:
+        from pipelines.testing import materialize_tiny_models
+
+        return materialize_tiny_models(Path(models_dir) / "tiny")[entry.role]
+    candidate = Path(models_dir) / entry.repo_id
+    if (candidate / "model_index.json").exists() or (candidate / "config.json").exists():
+        return candidate
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(entry.repo_id, revision=entry.revision, local_files_only=True))
+    except Exception:  # LocalEntryNotFoundError and friends: not on this machine
+        return None
+
+
+def status(profile: str, models_dir: Path, *, build_tiny: bool = True) -> list[ModelStatus]:
+    """Availability of every model a profile needs, with instructions for the missing ones."""
+    if profile not in PROFILES:
+        raise InvalidRequest(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
+    out = []
+    for role in PROFILES[profile]:
+        entry = entry_for(profile, role)
+        if entry.tiny and not build_tiny:
+            out.append(ModelStatus(entry, Path(models_dir) / "tiny"))
+            continue
+        path = local_path(entry, models_dir)
+        how = "" if path else (
+            f"put a diffusers/transformers folder of {entry.repo_id} at {Path(models_dir) / entry.repo_id} "
+            f"(e.g. `huggingface-cli download {entry.repo_id} --local-dir {Path(models_dir) / entry.repo_id}` "
+            "on a machine with internet access, then copy it here)"
+        )
+        out.append(ModelStatus(entry, path, how))
+    return out
+
+
+def require(profile: str, role: str, models_dir: Path) -> tuple[ModelEntry, Path]:
+    """The entry and local path for a role, or ``ModelMissing`` saying how to get it."""
+    entry = entry_for(profile, role)
+    path = local_path(entry, models_dir)
+    if path is None:
+        raise ModelMissing(
+            f"the {role} model {entry.repo_id} ({entry.licence_line}) is not on this machine; "
+            f"put its folder at {Path(models_dir) / entry.repo_id}, or start with --profile tiny"
+        )
+    return entry, path

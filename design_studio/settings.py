@@ -1,0 +1,70 @@
+"""Every knob of the studio in one place: a pydantic-settings object read from ``STUDIO_*`` variables."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Studio settings; ``STUDIO_DATA_DIR=/path`` sets ``data_dir`` and so on for each field."""
+
+    model_config = SettingsConfigDict(env_prefix="STUDIO_", extra="ignore")
+
+    # Where things live
+    data_dir: Path = Field(default_factory=lambda: Path.home() / "DesignStudio", description="database, files and models")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    models_dir: Path | None = Field(default=None, description="local model weights; default: data_dir/models")
+    assets_dir: Path = REPO_ROOT / "assets"
+
+    # Models and hardware
+    profile: Literal["tiny", "standard", "quality"] = "tiny"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(default=7860, ge=1, le=65535)
+
+    # Input limits (checked before any model work)
+    max_prompt_chars: int = 1000
+    max_steps: int = 150
+    max_images: int = 16
+    max_side: int = 2048
+    max_image_pixels: int = 4096 * 4096
+    max_upload_mb: int = 20
+
+    # Defaults a designer sees
+    default_steps: int | None = None  # None: the profile's default
+    default_images: int = 4
+
+    @field_validator("data_dir", "models_dir", "assets_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(value).expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'studio.db'}"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def files_dir(self) -> Path:
+        """Content-addressed output files (the only folder the web server may serve from)."""
+        return self.data_dir / "files"
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Readable-named copies of files for download (served, like ``files_dir``)."""
+        return self.data_dir / "downloads"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.data_dir / "scratch"

@@ -1,0 +1,36 @@
+"""Numbered schema migrations; ``migrate`` brings any database up to the newest version."""
+from __future__ import annotations
+
+from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy.engine import Engine
+
+from .models import Base
+
+_meta = MetaData()
+schema_version = Table("schema_version", _meta, Column("version", Integer, nullable=False))
+
+
+def _m001_initial(conn) -> None:
+    Base.metadata.create_all(conn, tables=[Base.metadata.tables["projects"], Base.metadata.tables["designs"]])
+
+
+#: Append new migrations at the end; never edit one that has shipped.
+MIGRATIONS = [_m001_initial]
+
+
+def migrate(engine: Engine) -> int:
+    """Apply every migration not yet applied, each in its own transaction; return the version."""
+    _meta.create_all(engine)
+    with engine.begin() as conn:
+        current = conn.execute(select(schema_version.c.version)).scalar()
+        if current is None:
+            conn.execute(schema_version.insert().values(version=0))
+            current = 0
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if number <= current:
+            continue
+        with engine.begin() as conn:
+            step(conn)
+            conn.execute(schema_version.update().values(version=number))
+        current = number
+    return current

@@ -1,0 +1,53 @@
+"""Tables of the design store (SQLAlchemy 2.0 declarative)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    """A collection, e.g. 'SS27 handbags', with a brief."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    brief: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    designs: Mapped[list["Design"]] = relationship(back_populates="project")
+
+
+class Design(Base):
+    """One output (a concept image or a mesh) and everything needed to reproduce it."""
+
+    __tablename__ = "designs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # image | mesh
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("designs.id"), index=True, default=None)
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    seed: Mapped[int | None] = mapped_column(Integer, default=None)
+    model: Mapped[str] = mapped_column(String(300), default="")
+    revision: Mapped[str] = mapped_column(String(100), default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    file: Mapped[str] = mapped_column(String(500))  # path relative to the files dir
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32), default="draft")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+    project: Mapped[Project] = relationship(back_populates="designs")
+    parent: Mapped["Design | None"] = relationship(remote_side=[id])

@@ -1,0 +1,169 @@
+"""Tiny random-weight twins of the studio's models, for tests and the offline "tiny" profile.
+
+One factory, seeded, in the style of diffusers' ``get_dummy_components``: every component is a
+real diffusers / transformers class built from a small config, so the real pipelines run end to
+end on CPU in a fraction of a second. ``materialize_tiny_models`` saves them with
+``save_pretrained`` (safetensors) so the studio then loads them through ``from_pretrained`` exactly
+as it loads real checkpoints.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+TOKENIZER_DIR = ASSETS_DIR / "tiny" / "tokenizer"
+
+#: Version of the tiny twins; bump it when a config changes so cached copies are rebuilt.
+TINY_VERSION = "1"
+
+
+def tiny_tokenizer():
+    """A byte-level CLIP tokenizer made from the hand-made files shipped in ``assets/tiny``."""
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer(
+        str(TOKENIZER_DIR / "vocab.json"), str(TOKENIZER_DIR / "merges.txt"), model_max_length=77
+    )
+
+
+def tiny_text_to_image_components(seed: int = 0) -> dict:
+    """Components of a working ``StableDiffusionPipeline`` (64x64 in 2 steps ~0.1 s on CPU)."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=8,
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=[16, 32],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=64,
+    )
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=512,
+            eos_token_id=513,
+            pad_token_id=513,
+            hidden_size=32,
+            intermediate_size=37,
+            layer_norm_eps=1e-05,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=514,
+            max_position_embeddings=77,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tiny_tokenizer(),
+        "scheduler": scheduler,
+        "safety_checker": None,
+        "feature_extractor": None,
+        "image_encoder": None,
+    }
+
+
+def tiny_depth_model(seed: int = 0):
+    """A Depth-Anything depth estimator on a tiny DINOv2 backbone, with its image processor."""
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    try:  # the PIL processor: torchvision is not installed beside the CPU torch wheel
+        from transformers import DPTImageProcessorPil as DPTImageProcessor
+    except ImportError:  # older transformers
+        from transformers import DPTImageProcessor
+
+    backbone = Dinov2Config(
+        image_size=56,
+        patch_size=14,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=32,
+        patch_size=14,
+        neck_hidden_sizes=[16, 16, 16, 16],
+        fusion_hidden_size=16,
+        head_hidden_size=16,
+        depth_estimation_type="relative",
+    )
+    torch.manual_seed(seed)
+    model = DepthAnythingForDepthEstimation(config).eval()
+    processor = DPTImageProcessor(
+        do_resize=True,
+        size={"height": 56, "width": 56},
+        keep_aspect_ratio=False,
+        ensure_multiple_of=14,
+        do_rescale=True,
+        do_normalize=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
+    return model, processor
+
+
+def materialize_tiny_models(root: Path, seed: int = 0) -> dict[str, Path]:
+    """Write the tiny twins under ``root`` (once) and return ``{role: directory}``.
+
+    Directories are complete only when their ``.tiny-ready`` marker exists, so a crash while
+    writing leaves a directory that is rebuilt next time rather than loaded half-written.
+    """
+    root = Path(root)
+    out = {"concept": root / "tiny-concept", "depth": root / "tiny-depth"}
+    stamp = json.dumps({"version": TINY_VERSION, "seed": seed})
+
+    def ready(path: Path) -> bool:
+        marker = path / ".tiny-ready"
+        return marker.exists() and marker.read_text() == stamp
+
+    if not ready(out["concept"]):
+        from diffusers import StableDiffusionPipeline
+
+        from .devices import quiet_libraries
+
+        quiet_libraries()
+
+        components = tiny_text_to_image_components(seed)
+        components["requires_safety_checker"] = False
+        pipe = StableDiffusionPipeline(**components)
+        pipe.save_pretrained(out["concept"], safe_serialization=True)
+        (out["concept"] / ".tiny-ready").write_text(stamp)
+    if not ready(out["depth"]):
+        model, processor = tiny_depth_model(seed)
+        model.save_pretrained(out["depth"], safe_serialization=True)
+        processor.save_pretrained(out["depth"])
+        (out["depth"] / ".tiny-ready").write_text(stamp)
+    return out
