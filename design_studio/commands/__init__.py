@@ -1,0 +1,1 @@
+"""Sub-commands of ``studio``: each module has ``register(subparsers)``; ``cli.py`` lists them."""
