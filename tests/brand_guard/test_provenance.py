@@ -42,7 +42,8 @@ def stamped(tmp_path, keys, record, textured_image):
 def test_canonical_json_is_sorted_and_compact(record):
     text = record.canonical_json()
     assert text.startswith('{"actor":"ann","adapters":["aw27-lora"],"created_at":"2026-11-23T10:00:00+00:00"')
-    assert ", " not in text and ": " not in text
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert '"guidance":1.5,"steps":4' in text
     assert ProvenanceRecord.from_dict(json.loads(text)) == record
 
 
