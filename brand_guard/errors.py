@@ -1,5 +1,4 @@
 """Typed exceptions of the brand guard: one base class, one subclass per kind of refusal.
-
 Messages name the input, the value seen and what would have been accepted."""
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Sample-to-production ratio and time-to-approval per collection and season, from ledger events,
-against baselines (target bands: samples −20…−30 %, time to approval −15…−30 %).
+against baselines (target bands: samples −20…−30 %, time to approval −15…−30 %)."""
 
-Payload convention (set by the ledger): every event carries `style_id` (the root design of a lineage)
-and `collection`; `season` when known (else "unspecified"). Definitions:
-- a style is *concepted* / *shortlisted* / *approved* / *sampled* / *released* when it has at least
-  one design_created / shortlisted / approved / sample_ordered / released_to_production event;
-- samples_per_style_released = all samples ordered in the group ÷ styles released (every sample
-  counts, including those of styles later dropped: that is the waste the target is about);
-  samples_per_style_approved = samples ordered ÷ styles approved;
-- days to approval (release) of a style = first approved (released_to_production) minus first
-  design_created of that style, in days; median and p90 use linear interpolation (numpy default)."""
+# Payload convention (set by the ledger): every event carries `style_id` (the root design of a
+# lineage) and `collection`; `season` when known (else "unspecified"). Definitions:
+# - a style is concepted / shortlisted / approved / sampled / released when it has at least one
+#   design_created / shortlisted / approved / sample_ordered / released_to_production event;
+# - samples_per_style_released = all samples ordered in the group / styles released (every sample
+#   counts, including those of styles later dropped: that is the waste the target is about);
+#   samples_per_style_approved = samples ordered / styles approved;
+# - days to approval (release) of a style = first approved (released_to_production) minus first
+#   design_created of that style, in days; median and p90 use linear interpolation (numpy default).
 
 from __future__ import annotations
 

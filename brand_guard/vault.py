@@ -1,5 +1,4 @@
 """The house archive at rest: images and adapters encrypted with AES-256-GCM, every read logged.
-
 Decrypted bytes exist only in memory; `Vault.read` and `Vault.read_blob` are the only ways out."""
 
 from __future__ import annotations
