@@ -258,6 +258,7 @@ class Ledger:
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
         def work(conn: Connection) -> LedgerEntry:
+            state.pop("prev_tail", None)
             last = conn.execute(
                 select(ledger_events.c.seq, ledger_events.c.hash).order_by(ledger_events.c.seq.desc()).limit(1)
             ).first()
@@ -272,17 +273,15 @@ class Ledger:
                 ))
             # Written under the lock, before commit: heads are written in seq order. If the commit
             # fails, the except path below restores the head of the previous tail.
-            self._prev_tail = (seq - 1, prev)
+            state["prev_tail"] = (seq - 1, prev)
             self._write_head(seq, entry.hash)
-            self._head_written = True
             return entry
 
         def restore_head(conn: Connection) -> None:
-            if self._head_written:  # the append failed after the head moved on: put it back
-                self._head_written = False
-                self._write_head(*self._prev_tail)
+            if "prev_tail" in state:  # the append failed after the head moved on: put it back
+                self._write_head(*state.pop("prev_tail"))
 
-        self._head_written = False
+        state: dict[str, tuple[int, str]] = {}  # per call, so threads sharing a Ledger do not mix
         return self._with_lock(work, on_error=restore_head)
 
     def _write_head(self, count: int, last_hash: str) -> None:

@@ -208,3 +208,35 @@ def test_concurrent_writers_one_chain(tmp_path):
         by_writer.setdefault(e.actor, []).append(int(e.subject_id.split("-")[1]))
     assert all(v == list(range(PER_WRITER)) for v in by_writer.values()) and len(by_writer) == WRITERS
     print(f"{WRITERS}x{PER_WRITER} concurrent appends in {elapsed:.1f}s")
+
+
+def test_failed_commit_restores_head(ledger, monkeypatch):
+    _fill(ledger, 3)
+    from sqlalchemy.engine import Connection
+
+    def boom(self):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Connection, "commit", boom)
+    with pytest.raises(RuntimeError):
+        ledger.append("design_created", "ann", "designer", "design", "d9", _payload())
+    monkeypatch.undo()
+    assert ledger.count() == 3
+    result = ledger.verify()  # a head left at 4 would read as a truncated tail
+    assert result.ok, result
+
+
+def test_threads_sharing_one_ledger(ledger):
+    import threading
+
+    def work(t):
+        for i in range(25):
+            ledger.append("design_created", f"t{t}", "designer", "design", f"t{t}-{i}", _payload(i))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    result = ledger.verify()
+    assert result.ok and result.count == 100, result

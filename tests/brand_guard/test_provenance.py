@@ -202,3 +202,14 @@ def test_watermark_survival_helper(textured_image):
     rates = prov.watermark_survival(images, {"flip": lambda im: im.transpose(Image.FLIP_LEFT_RIGHT)})
     assert rates["none"] == 1.0
     assert rates["flip"] < 1.0
+
+
+def test_watermark_survives_jpeg75_and_half_size(textured_image, keys, record):
+    stamped = Image.open(io.BytesIO(prov.stamp_png(textured_image(8, 512), record, keys)))
+    want = prov.watermark_payload(record.design_id)
+    buf = io.BytesIO()
+    stamped.convert("RGB").save(buf, format="JPEG", quality=75)
+    assert prov.detect_watermark(Image.open(io.BytesIO(buf.getvalue()))) == want
+    half = stamped.convert("RGB").resize((256, 256), Image.BICUBIC)
+    assert prov.detect_watermark(half) == want
+    assert prov.detect_watermark(half, rescale=False) is None
