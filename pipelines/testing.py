@@ -150,11 +150,10 @@ def materialize_tiny_models(root: Path, seed: int = 0) -> dict[str, Path]:
         return marker.exists() and marker.read_text() == stamp
 
     if not ready(out["concept"]):
-        from diffusers import StableDiffusionPipeline
-
         from .devices import quiet_libraries
 
-        quiet_libraries()
+        quiet_libraries()  # before diffusers is imported: it warns on import
+        from diffusers import StableDiffusionPipeline
 
         components = tiny_text_to_image_components(seed)
         components["requires_safety_checker"] = False
