@@ -48,3 +48,23 @@ def test_search_and_projects(tmp_path):
     assert len(store.designs(project_id=p.id, kind="image")) == 2
     with pytest.raises(NotFound):
         store.design(12345)
+
+
+def test_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from design_studio.errors import ResourceExhausted
+
+    store = Store(f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "files")
+    kept, _ = store.files.put(b"already saved", ".txt")
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(ResourceExhausted, match="disk .* is full; nothing was saved"):
+        store.files.put(b"new bytes", ".txt")
+    monkeypatch.undo()
+    assert store.files.read(kept) == b"already saved"
+    assert sorted(p.name for p in (tmp_path / "files").rglob("*") if p.is_file()) == [kept.split("/")[1]]

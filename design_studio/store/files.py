@@ -1,37 +1,26 @@
 """Content-addressed files under the data dir, written atomically (temp file, fsync, rename)."""
 from __future__ import annotations
 
+import errno
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+
+from brand_guard.fsutil import atomic_write_bytes
 
 from ..errors import NotFound, ResourceExhausted
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never half.
+
+    A full disk becomes ``ResourceExhausted`` with nothing left behind.
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data, mode=0o644)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if exc.errno in (28, 122):  # ENOSPC, EDQUOT
-            raise ResourceExhausted(f"the disk holding {path.parent} is full; nothing was saved") from None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResourceExhausted(f"the disk holding {Path(path).parent} is full; nothing was saved") from None
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class FileStore:
