@@ -124,7 +124,7 @@ def sketch_to_lines(image: Image.Image, *, mode: str = "auto", max_pixels: int =
 
         return canny(g, sigma=1.5)
 
-    used = mode
+    used = "edges" if mode == "edges" else "lines"
     mask = line_mask(grey) if mode in ("auto", "lines") else edge_mask(grey)
     if mode == "auto" and mask.mean() > 0.45:  # a photo of a thing, not a drawing
         mask, used = edge_mask(grey), "edges"
