@@ -15,7 +15,7 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 TOKENIZER_DIR = ASSETS_DIR / "tiny" / "tokenizer"
 
 #: Version of the tiny twins; bump it when a config changes so cached copies are rebuilt.
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 
 
 def tiny_tokenizer():
@@ -193,7 +193,8 @@ def tiny_controlnet(seed: int = 0):
     )
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
-        for block in list(net.controlnet_down_blocks) + [net.controlnet_mid_block]:
+        zero_convs = list(net.controlnet_down_blocks) + [net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
+        for block in zero_convs:
             block.weight.copy_(torch.randn(block.weight.shape, generator=generator) * 0.5)
     return net
 
