@@ -29,6 +29,8 @@ class ModelEntry:
     notes: str = ""
     tiny: bool = False
     restricted: bool = False
+    #: what ``studio models pull`` fetches: configs, tokenizers and safetensors weights, never pickles
+    allow_patterns: tuple[str, ...] = ("*.json", "*.txt", "*.safetensors")
 
     @property
     def licence_line(self) -> str:
@@ -61,6 +63,16 @@ CATALOGUE: dict[str, ModelEntry] = {
             tiny=True,
         ),
         ModelEntry(
+            key="tiny-sketch",
+            role="sketch",
+            repo_id="design-studio/tiny-controlnet-scribble",
+            revision="local",
+            licence="random weights made here (no licence needed)",
+            commercial=True,
+            notes="random-weight twin of a scribble ControlNet for the tiny model",
+            tiny=True,
+        ),
+        ModelEntry(
             key="sdxl-base",
             role="concept",
             repo_id="stabilityai/stable-diffusion-xl-base-1.0",
@@ -69,6 +81,9 @@ CATALOGUE: dict[str, ModelEntry] = {
             commercial=True,
             vram_gb=10,
             notes="1024x1024 product shots; use-based restrictions of the licence apply",
+            # the diffusers folders only: not the 7 GB single-file checkpoint, fp16 variants or ONNX/Flax
+            allow_patterns=("model_index.json", "*/config.json", "*/*.txt", "tokenizer*/*.json",
+                            "scheduler/*.json", "*/diffusion_pytorch_model.safetensors", "text_encoder*/model.safetensors"),
         ),
         ModelEntry(
             key="controlnet-scribble-sdxl",
@@ -78,7 +93,8 @@ CATALOGUE: dict[str, ModelEntry] = {
             licence="Apache-2.0",
             commercial=True,
             vram_gb=3,
-            notes="sketch/scribble conditioning for SDXL",
+            notes="sketch/scribble conditioning for SDXL (white lines on black)",
+            allow_patterns=("config.json", "diffusion_pytorch_model.safetensors"),
         ),
         ModelEntry(
             key="depth-anything-v2-small",
@@ -98,15 +114,34 @@ CATALOGUE: dict[str, ModelEntry] = {
             licence="Apache-2.0",
             commercial=True,
             vram_gb=24,
-            notes="4-step distilled; for 24 GB+ GPUs (FLUX.1-dev is non-commercial and not listed)",
+            notes=("4-step distilled; for 24 GB+ GPUs (FLUX.1-dev is non-commercial and not listed). "
+                   "No sketch ControlNet for FLUX is commercially usable today (the canny/union ones are "
+                   "FLUX.1-dev derivatives under its non-commercial licence): sketches use img2img"),
+            allow_patterns=("model_index.json", "*/config.json", "*/*.txt", "tokenizer*/*.json", "tokenizer*/*.model",
+                            "scheduler/*.json", "*/*.safetensors", "*/*.safetensors.index.json"),
         ),
     ]
 }
 
 PROFILES: dict[str, dict[str, str]] = {
-    "tiny": {"concept": "tiny-concept", "depth": "tiny-depth"},
+    "tiny": {"concept": "tiny-concept", "sketch": "tiny-sketch", "depth": "tiny-depth"},
     "standard": {"concept": "sdxl-base", "sketch": "controlnet-scribble-sdxl", "depth": "depth-anything-v2-small"},
+    # no "sketch" on purpose: see the flux-schnell notes (sketch -> image falls back to img2img)
     "quality": {"concept": "flux-schnell", "depth": "depth-anything-v2-small"},
+}
+
+#: Scheduler short names offered per profile before the model is loaded (its own default first).
+SCHEDULER_CHOICES: dict[str, tuple[str, ...]] = {
+    "tiny": ("ddim", "euler", "euler_a", "dpmpp_2m", "unipc", "pndm", "heun"),
+    "standard": ("euler", "euler_a", "dpmpp_2m", "unipc", "ddim", "heun", "pndm"),
+    "quality": ("flow_euler",),
+}
+
+#: "draft" (few steps, to explore) and "final" (full quality) per profile.
+SPEED_PRESETS: dict[str, dict[str, dict]] = {
+    "tiny": {"draft": {"steps": 2}, "final": {"steps": 4}},
+    "standard": {"draft": {"steps": 12}, "final": {"steps": 30}},
+    "quality": {"draft": {"steps": 2}, "final": {"steps": 4}},
 }
 
 #: Sensible generation defaults per profile (steps, guidance, size).
@@ -153,6 +188,15 @@ def local_path(entry: ModelEntry, models_dir: Path) -> Path | None:
         return Path(snapshot_download(entry.repo_id, revision=entry.revision, local_files_only=True))
     except Exception:  # LocalEntryNotFoundError and friends: not on this machine
         return None
+
+
+def optional(profile: str, role: str, models_dir: Path) -> tuple[ModelEntry, Path] | None:
+    """Entry and path for a role the profile may lack (e.g. no sketch model): None when absent."""
+    if PROFILES.get(profile, {}).get(role) is None:
+        return None
+    entry = entry_for(profile, role)
+    path = local_path(entry, models_dir)
+    return (entry, path) if path is not None else None
 
 
 def status(profile: str, models_dir: Path, *, build_tiny: bool = True) -> list[ModelStatus]:

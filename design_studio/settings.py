@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     profile: Literal["tiny", "standard", "quality"] = "tiny"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    # GPU memory modes (concept models); out-of-memory always retries smaller / tiled / offloaded
+    attention: Literal["sdpa", "default"] = "sdpa"
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    cpu_offload: Literal["none", "model", "sequential"] = "none"
 
     # Server
     host: str = "127.0.0.1"
@@ -64,6 +69,16 @@ class Settings(BaseSettings):
     def downloads_dir(self) -> Path:
         """Readable-named copies of files for download (served, like ``files_dir``)."""
         return self.data_dir / "downloads"
+
+    @property
+    def adapters_dir(self) -> Path:
+        """LoRA adapters as ``<name>.safetensors`` (until the brand-guard vault supplies them)."""
+        return self.data_dir / "adapters"
+
+    @property
+    def presets_dir(self) -> Path:
+        """The designer's edited style presets (override the shipped ones in ``assets/presets``)."""
+        return self.data_dir / "presets"
 
     @property
     def scratch_dir(self) -> Path:

@@ -15,7 +15,7 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 TOKENIZER_DIR = ASSETS_DIR / "tiny" / "tokenizer"
 
 #: Version of the tiny twins; bump it when a config changes so cached copies are rebuilt.
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 
 
 def tiny_tokenizer():
@@ -142,7 +142,7 @@ def materialize_tiny_models(root: Path, seed: int = 0) -> dict[str, Path]:
     writing leaves a directory that is rebuilt next time rather than loaded half-written.
     """
     root = Path(root)
-    out = {"concept": root / "tiny-concept", "depth": root / "tiny-depth"}
+    out = {"concept": root / "tiny-concept", "depth": root / "tiny-depth", "sketch": root / "tiny-sketch"}
     stamp = json.dumps({"version": TINY_VERSION, "seed": seed})
 
     def ready(path: Path) -> bool:
@@ -165,4 +165,62 @@ def materialize_tiny_models(root: Path, seed: int = 0) -> dict[str, Path]:
         model.save_pretrained(out["depth"], safe_serialization=True)
         processor.save_pretrained(out["depth"])
         (out["depth"] / ".tiny-ready").write_text(stamp)
+    if not ready(out["sketch"]):
+        tiny_controlnet(seed).save_pretrained(out["sketch"], safe_serialization=True)
+        (out["sketch"] / ".tiny-ready").write_text(stamp)
     return out
+
+
+def tiny_controlnet(seed: int = 0):
+    """A scribble-style ``ControlNetModel`` twin of the tiny UNet.
+
+    A fresh ControlNet's output convolutions are zero (it starts as a no-op), so they get small
+    random weights here: otherwise a test could not see the sketch change the image.
+    """
+    import torch
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    net = ControlNetModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        in_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        cross_attention_dim=32,
+        conditioning_embedding_out_channels=(16, 32),
+        norm_num_groups=8,
+    )
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        zero_convs = list(net.controlnet_down_blocks) + [net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
+        for block in zero_convs:
+            block.weight.copy_(torch.randn(block.weight.shape, generator=generator) * 0.5)
+    return net
+
+
+def tiny_lora(directory: Path, name: str, seed: int = 0, rank: int = 4, scale: float = 0.5) -> Path:
+    """Save a random LoRA for the tiny UNet as ``directory/name.safetensors`` (diffusers' format).
+
+    LoRA ``B`` matrices start at zero (a no-op); they are filled with noise so the adapter visibly
+    changes the images.
+    """
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from diffusers.utils import convert_state_dict_to_diffusers
+
+    unet = tiny_text_to_image_components(0)["unet"]
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for pname, param in unet.named_parameters():
+            if "lora_" in pname:
+                param.copy_(torch.randn(param.shape, generator=generator) * scale)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(directory, unet_lora_layers=layers,
+                                              weight_name=f"{name}.safetensors", safe_serialization=True)
+    return directory / f"{name}.safetensors"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from ..errors import StudioError
@@ -16,17 +17,26 @@ def cmd_launch(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    if args.sketch and args.init_image:
+        raise StudioError("give either --sketch or --init-image, not both")
+    for flag, value in (("--sketch", args.sketch), ("--init-image", args.init_image)):
+        if value and not Path(value).is_file():
+            raise StudioError(f"{flag} {value!r}: no such file")
     studio = studio_from(args)
     out_dir = Path(args.out)
     designs = studio.generate_concepts(
         args.prompt, n=args.n, seed=args.seed, steps=args.steps, guidance=args.guidance, width=args.width,
         height=args.height, negative_prompt=args.negative or "", project=args.project, actor=actor(),
+        sketch=args.sketch, sketch_mode=args.sketch_mode, init_image=args.init_image, strength=args.strength,
+        adapters=args.adapter or [], preset=args.preset, scheduler=args.scheduler, speed=args.speed,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     for d in designs:
         target = unique_target(out_dir, f"design-{d.id}-seed-{d.seed}.png")
         shutil.copyfile(studio.store.file_path(d), target)
         print(f"{target}\tdesign {d.id}\tseed {d.seed}")
+    for note in designs[0].params.get("memory_fallbacks", []):
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -55,6 +65,20 @@ def cmd_models(args) -> int:
                 e = catalog.CATALOGUE[key]
                 print(f"{profile}\t{role}\t{e.repo_id}@{e.revision}\t{e.licence_line}\t~{e.vram_gb:g} GB")
         return 0
+    if args.action == "pull":
+        from ..models_lock import pull
+
+        if not args.target:
+            raise StudioError("say which profile to pull: studio models pull standard|quality [--source DIR]")
+        pull(args.target, settings.resolved_models_dir, source=Path(args.source) if args.source else None)
+        return 0
+    if args.action == "verify":
+        from ..models_lock import verify
+
+        problems = verify(settings.resolved_models_dir)
+        if problems:
+            raise StudioError(f"{len(problems)} model file(s) do not match the lock file; first: {problems[0]}")
+        return 0
     missing = 0
     for st in catalog.status(settings.profile, settings.resolved_models_dir):
         state = f"ok {st.path}" if st.available else f"MISSING: {st.how_to_get}"
@@ -82,6 +106,17 @@ def register(sub) -> None:
     p.add_argument("--negative", help="negative prompt")
     p.add_argument("--project", help="project (collection) name; default Inbox")
     p.add_argument("--out", required=True, help="folder to write the PNGs into")
+    p.add_argument("--sketch", help="sketch image (scan, photo or drawing) -> image")
+    p.add_argument("--sketch-mode", dest="sketch_mode", choices=["auto", "lines", "edges"], default="auto",
+                   help="how to clean the sketch: lines (threshold), edges (Canny) or auto")
+    p.add_argument("--init-image", dest="init_image", help="starting image for image -> image")
+    p.add_argument("--strength", type=float,
+                   help="0-1: how strongly the sketch holds (default 0.8) / how much the starting image changes (default 0.6)")
+    p.add_argument("--adapter", action="append", metavar="NAME[:WEIGHT]",
+                   help="LoRA adapter from the adapters folder; repeat for several")
+    p.add_argument("--preset", metavar="CATEGORY", help="style preset: handbag, shoe, scarf, small-leather-goods, watch, jewellery, garment")
+    p.add_argument("--scheduler", help="ddim, euler, euler_a, dpmpp_2m, unipc, pndm, heun, flow_euler (model permitting)")
+    p.add_argument("--speed", choices=["draft", "final"], help="few steps to explore / full steps (overridden by --steps)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("mesh", help="image -> textured 3D mesh (GLB)")
@@ -95,5 +130,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("models", help="the model catalogue")
     add_common(p)
-    p.add_argument("action", choices=["list", "status"], nargs="?", default="list")
+    p.add_argument("action", choices=["list", "status", "pull", "verify"], nargs="?", default="list")
+    p.add_argument("target", nargs="?", metavar="PROFILE", help="pull: the profile whose models to fetch")
+    p.add_argument("--source", help="pull: a local mirror folder holding <repo id>/ trees instead of the Hub")
     p.set_defaults(func=cmd_models)
