@@ -78,6 +78,7 @@ class DepthReliefBackend:
     """Depth relief from a transformers depth-estimation model (Depth Anything class)."""
 
     name = "depth-relief"
+    segmenter = None  # optional background-removal model (pipelines.background.SegmentationModel)
 
     def __init__(self, model, processor, *, model_name: str, revision: str = "local", device: str = "cpu"):
         self.model = model
@@ -127,7 +128,7 @@ class DepthReliefBackend:
         options = check_options(options)
         timer = timer or StageTimer()
         with timer.stage("background"):
-            prepared = prepare_image(image)
+            prepared = prepare_image(image, self.segmenter)
         rgba = prepared.image
         rgb = on_background(rgba)
         n = int(options.resolution)

@@ -181,7 +181,8 @@ class LargeReconstructionModel(nn.Module):
     def load(cls, directory: str | Path) -> "LargeReconstructionModel":
         """From ``config.json`` + ``model.safetensors`` (ours) or ``model.ckpt`` (TripoSR's layout)."""
         directory = Path(directory)
-        raw = json.loads((directory / "config.json").read_text())
+        # TripoSR ships config.yaml for its own loader; its architecture is our LRMConfig defaults.
+        raw = json.loads((directory / "config.json").read_text()) if (directory / "config.json").exists() else {}
         raw.pop("_class", None)
         known = set(LRMConfig.__dataclass_fields__)
         model = cls(LRMConfig(**{k: v for k, v in raw.items() if k in known}))
@@ -251,6 +252,7 @@ class LRMBackend:
     """Image -> mesh through ``LargeReconstructionModel``."""
 
     name = "lrm"
+    segmenter = None  # optional background-removal model (pipelines.background.SegmentationModel)
 
     def __init__(self, model: LargeReconstructionModel, *, model_name: str, revision: str = "local", device: str = "cpu"):
         self.model = model.to(device)
@@ -272,7 +274,7 @@ class LRMBackend:
         timer = timer or StageTimer()
         cfg = self.model.config
         with timer.stage("background"):
-            prepared = prepare_image(image, size=cfg.cond_image_size, margin=0.15)
+            prepared = prepare_image(image, self.segmenter, size=cfg.cond_image_size, margin=0.15)
         grey = int(round(cfg.background * 255))
         rgb = np.asarray(on_background(prepared.image, (grey, grey, grey)), dtype=np.float32) / 255.0
         pixels = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device)
