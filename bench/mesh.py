@@ -88,8 +88,45 @@ def post_200k() -> tuple[dict[str, float], int, int]:
     return timer.timings, faces_in, len(mesh.faces)
 
 
+def docs_picture(path: Path) -> None:
+    """README picture: one strap-and-panel image through each backend, thumbnails side by side."""
+    from PIL import Image, ImageDraw
+
+    from design_studio.services import Studio
+    from design_studio.settings import Settings
+    from pipelines import render
+    from pipelines.mesh import MeshOptions
+    from pipelines.testing import materialize_tiny_models
+
+    models = Path(tempfile.gettempdir()) / "studio-bench-models"
+    materialize_tiny_models(models / "tiny")
+    studio = Studio(Settings(data_dir=Path(tempfile.mkdtemp()) / "data", models_dir=models, profile="tiny", device="cpu"))
+    src = Image.new("RGB", (256, 256), "white")
+    draw = ImageDraw.Draw(src)
+    draw.rounded_rectangle((48, 120, 208, 220), 16, fill=(154, 78, 28))  # a leather panel
+    draw.line((60, 170, 196, 170), fill=(95, 45, 15), width=3)  # stitching
+    draw.arc((70, 20, 186, 150), 180, 360, fill=(120, 55, 20), width=10)  # a thin handle
+    tiles = [src.resize((200, 200))]
+    for name in ("depth-relief", "lrm", "shap-e"):
+        result = studio._mesh_backend(name).reconstruct(src, MeshOptions(resolution=128, face_budget=8000,
+                                                                          texture_size=512, grid=64, seed=1))
+        tiles.append(render.render_thumbnail(result.mesh, 200, angle_deg=-35))
+    sheet = Image.new("RGB", (200 * len(tiles), 224), "white")
+    label = ImageDraw.Draw(sheet)
+    for i, (tile, text) in enumerate(zip(tiles, ["input", "depth-relief", "lrm (tiny twin)", "shap-e (tiny twin)"])):
+        sheet.paste(tile, (200 * i, 24))
+        label.text((200 * i + 8, 6), text, fill=(40, 40, 40))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+
+
 def main() -> None:
     import torch
+
+    if "--picture" in sys.argv:
+        docs_picture(Path(__file__).resolve().parents[1] / "assets" / "docs" / "thin-parts.png")
+        return
 
     from pipelines.testing import materialize_tiny_models
 

@@ -30,7 +30,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
             backend = gr.Dropdown(backends, value=defaults["backend"], label="Backend", elem_id="mesh-backend")
             material = gr.Dropdown(MATERIALS, value="leather", label="Material preset", elem_id="mesh-material")
         with gr.Row():
-            face_budget = gr.Number(value=defaults["face_budget"], label="Face budget", minimum=4, precision=0,
+            face_budget = gr.Number(value=defaults["face_budget"], label="Face budget", precision=0,
                                     elem_id="mesh-faces")
             texture_size = gr.Dropdown([256, 512, 1024, 2048], value=defaults["texture_size"], label="Texture size (px)",
                                        elem_id="mesh-texture")
