@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .errors import InvalidRequest, ModelMissing
 
-ROLES = ("concept", "sketch", "depth", "mesh")
+ROLES = ("concept", "sketch", "depth", "mesh", "segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d")
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,96 @@ CATALOGUE: dict[str, ModelEntry] = {
             allow_patterns=("model_index.json", "*/config.json", "*/*.txt", "tokenizer*/*.json", "tokenizer*/*.model",
                             "scheduler/*.json", "*/*.safetensors", "*/*.safetensors.index.json"),
         ),
+        # ---- 3D (issue 5): backends, background removal
+        ModelEntry(
+            key="tiny-segformer", role="segmentation", repo_id="design-studio/tiny-segformer", revision="local",
+            licence="random weights made here (no licence needed)", commercial=True, tiny=True,
+            notes="random-weight two-label SegFormer; the threshold cut-out handles plain backgrounds",
+        ),
+        ModelEntry(
+            key="tiny-lrm", role="lrm", repo_id="design-studio/tiny-lrm", revision="local",
+            licence="random weights made here (no licence needed)", commercial=True, tiny=True,
+            notes="TripoSR-class network, tiny, random weights with a planted round prior",
+        ),
+        ModelEntry(
+            key="tiny-shap-e-img2img", role="shap-e", repo_id="design-studio/tiny-shap-e-img2img", revision="local",
+            licence="random weights made here (no licence needed)", commercial=True, tiny=True,
+            notes="random-weight ShapEImg2ImgPipeline",
+        ),
+        ModelEntry(
+            key="tiny-shap-e", role="shap-e-text", repo_id="design-studio/tiny-shap-e", revision="local",
+            licence="random weights made here (no licence needed)", commercial=True, tiny=True,
+            notes="random-weight ShapEPipeline (text -> 3D)",
+        ),
+        ModelEntry(
+            key="segformer-b2-clothes", role="segmentation", repo_id="mattmdjaga/segformer_b2_clothes",
+            revision="main", licence="MIT", commercial=True, vram_gb=0.5,
+            notes="label 0 is background; used only when the image has no alpha and no plain backdrop",
+        ),
+        ModelEntry(
+            key="triposr", role="lrm", repo_id="stabilityai/TripoSR", revision="main", licence="MIT",
+            commercial=True, vram_gb=6, notes="config.yaml + model.ckpt, loaded with weights_only and a key map",
+        ),
+        ModelEntry(
+            key="shap-e-img2img", role="shap-e", repo_id="openai/shap-e-img2img", revision="main", licence="MIT",
+            commercial=True, vram_gb=4, notes="image -> 3D; low fidelity, closed blobby shapes",
+        ),
+        ModelEntry(
+            key="shap-e", role="shap-e-text", repo_id="openai/shap-e", revision="main", licence="MIT",
+            commercial=True, vram_gb=4, notes="text -> 3D; low fidelity",
+        ),
+        ModelEntry(
+            key="hunyuan3d-2", role="hunyuan3d", repo_id="tencent/Hunyuan3D-2", revision="main",
+            licence="Tencent Hunyuan 3D 2.0 Community License", commercial=False,
+            excluded_territories=("EU", "UK", "South Korea"), vram_gb=12, restricted=True,
+            notes="opt-in only: not licensed in the EU, UK or South Korea; needs the hy3dgen package (not installed)",
+        ),
     ]
+}
+
+#: 3D roles each profile adds (kept apart from PROFILES' concept roles so areas merge cleanly).
+MESH_PROFILE_ROLES: dict[str, dict[str, str]] = {
+    "tiny": {"segmentation": "tiny-segformer", "lrm": "tiny-lrm", "shap-e": "tiny-shap-e-img2img",
+             "shap-e-text": "tiny-shap-e"},
+    "standard": {"segmentation": "segformer-b2-clothes", "lrm": "triposr", "shap-e": "shap-e-img2img",
+                 "shap-e-text": "shap-e"},
+    "quality": {"segmentation": "segformer-b2-clothes", "lrm": "triposr", "shap-e": "shap-e-img2img",
+                "shap-e-text": "shap-e"},
+}
+
+
+@dataclass(frozen=True)
+class MeshBackendInfo:
+    """A 3D backend as the UI and CLI list it."""
+
+    name: str
+    role: str  # catalogue role of its model
+    inputs: str  # image | image or text
+    good_for: str
+    text_role: str = ""
+
+
+MESH_BACKENDS: dict[str, MeshBackendInfo] = {
+    b.name: b
+    for b in [
+        MeshBackendInfo("depth-relief", "depth", "image",
+                        "flat and thin parts: straps, handles, leather panels (front view only)"),
+        MeshBackendInfo("lrm", "lrm", "image", "whole closed objects from one picture (TripoSR class)"),
+        MeshBackendInfo("shap-e", "shap-e", "image or text", "rough closed volumes; text -> 3D",
+                        text_role="shap-e-text"),
+        MeshBackendInfo("hunyuan3d-2", "hunyuan3d", "image",
+                        "high-detail shapes; RESTRICTED licence, opt-in, not installed"),
+    ]
+}
+
+#: 3D defaults per profile (face budget, texture size, field grid, turntable frames, preview size).
+MESH_DEFAULTS: dict[str, dict] = {
+    "tiny": {"backend": "depth-relief", "face_budget": 5000, "texture_size": 256, "grid": 32,
+             "turntable_frames": 8, "preview_size": 160, "shap_e_steps": 2},
+    "standard": {"backend": "lrm", "face_budget": 40000, "texture_size": 1024, "grid": 256,
+                 "turntable_frames": 36, "preview_size": 384, "shap_e_steps": 64},
+    "quality": {"backend": "lrm", "face_budget": 100000, "texture_size": 2048, "grid": 320,
+                "turntable_frames": 48, "preview_size": 512, "shap_e_steps": 64},
 }
 
 PROFILES: dict[str, dict[str, str]] = {
@@ -152,6 +241,10 @@ PROFILE_DEFAULTS: dict[str, dict] = {
 }
 
 
+#: Restricted models a designer may opt into by name; never in a profile.
+CATALOGUE_ROLES_OPT_IN: dict[str, str] = {"hunyuan3d": "hunyuan3d-2"}
+
+
 @dataclass
 class ModelStatus:
     entry: ModelEntry
@@ -167,7 +260,9 @@ def entry_for(profile: str, role: str) -> ModelEntry:
     """The catalogue entry a profile uses for a role."""
     if profile not in PROFILES:
         raise InvalidRequest(f"profile {profile!r} is not one of {', '.join(PROFILES)}")
-    key = PROFILES[profile].get(role)
+    key = PROFILES[profile].get(role) or MESH_PROFILE_ROLES.get(profile, {}).get(role)
+    if key is None and role in CATALOGUE_ROLES_OPT_IN:
+        key = CATALOGUE_ROLES_OPT_IN[role]
     if key is None:
         raise InvalidRequest(f"profile {profile!r} has no model for the role {role!r}")
     return CATALOGUE[key]
@@ -178,9 +273,13 @@ def local_path(entry: ModelEntry, models_dir: Path) -> Path | None:
     if entry.tiny:
         from pipelines.testing import materialize_tiny_models
 
+        if entry.role in MESH_PROFILE_ROLES["tiny"]:
+            from pipelines.testing import materialize_tiny_mesh_models
+
+            return materialize_tiny_mesh_models(Path(models_dir) / "tiny")[entry.role]
         return materialize_tiny_models(Path(models_dir) / "tiny")[entry.role]
     candidate = Path(models_dir) / entry.repo_id
-    if (candidate / "model_index.json").exists() or (candidate / "config.json").exists():
+    if any((candidate / name).exists() for name in ("model_index.json", "config.json", "config.yaml")):
         return candidate
     try:
         from huggingface_hub import snapshot_download

@@ -224,3 +224,211 @@ def tiny_lora(directory: Path, name: str, seed: int = 0, rank: int = 4, scale: f
     StableDiffusionPipeline.save_lora_weights(directory, unet_lora_layers=layers,
                                               weight_name=f"{name}.safetensors", safe_serialization=True)
     return directory / f"{name}.safetensors"
+
+
+# ----------------------------------------------------------------------------- 3D twins
+#: Version of the 3D twins (separate from ``TINY_VERSION`` so the two areas rebuild independently).
+TINY_MESH_VERSION = "1"
+
+
+def tiny_segmentation_model(seed: int = 0):
+    """A two-label SegFormer (0 = background) and its PIL image processor."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    try:
+        from transformers import SegformerImageProcessorPil as SegformerImageProcessor
+    except ImportError:  # older transformers
+        from transformers import SegformerImageProcessor
+
+    config = SegformerConfig(
+        num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
+        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2],
+        decoder_hidden_size=16, num_labels=2, id2label={0: "background", 1: "object"},
+        label2id={"background": 0, "object": 1},
+    )
+    torch.manual_seed(seed)
+    model = SegformerForSemanticSegmentation(config).eval()
+    processor = SegformerImageProcessor(size={"height": 64, "width": 64}, do_reduce_labels=False)
+    return model, processor
+
+
+def _shap_e_prior(embedding_dim: int, proj_dim: int, seed: int):
+    import torch
+    from diffusers import PriorTransformer
+
+    torch.manual_seed(seed)
+    return PriorTransformer(
+        num_attention_heads=2, attention_head_dim=16, embedding_dim=embedding_dim, num_embeddings=32,
+        embedding_proj_dim=proj_dim, time_embed_dim=64, num_layers=1, clip_embed_dim=embedding_dim * 2,
+        additional_embeddings=0, time_embed_act_fn="gelu", norm_in_type="layer", encoder_hid_proj_type=None,
+        added_emb_type=None,
+    )
+
+
+def _shap_e_renderer(d_latent: int, seed: int):
+    import torch
+    from diffusers.pipelines.shap_e import ShapERenderer
+
+    width = 8  # the renderer MLP's hidden width; 4 projected layers of 8 vectors = the prior's 32 tokens
+    torch.manual_seed(seed)
+    return ShapERenderer(
+        param_shapes=((width, 93), (width, width), (width, width), (width, width)),
+        d_latent=d_latent, d_hidden=width, n_output=12, background=(0.1, 0.1, 0.1),
+    )
+
+
+def _shap_e_scheduler():
+    from diffusers import HeunDiscreteScheduler
+
+    return HeunDiscreteScheduler(
+        beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample", use_karras_sigmas=True,
+        clip_sample=True, clip_sample_range=1.0,
+    )
+
+
+def tiny_shap_e_components(seed: int = 0) -> dict:
+    """Components of a working text-to-3D ``ShapEPipeline`` (CLIP text encoder with projection)."""
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    dim = 16
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModelWithProjection(
+        CLIPTextConfig(
+            bos_token_id=512, eos_token_id=513, pad_token_id=513, hidden_size=dim, projection_dim=dim,
+            intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2,
+            vocab_size=514, max_position_embeddings=77,
+        )
+    )
+    return {
+        "prior": _shap_e_prior(dim, dim, seed),
+        "text_encoder": text_encoder,
+        "tokenizer": tiny_tokenizer(),
+        "shap_e_renderer": _shap_e_renderer(dim, seed),
+        "scheduler": _shap_e_scheduler(),
+    }
+
+
+def tiny_shap_e_img2img_components(seed: int = 0) -> dict:
+    """Components of a working image-to-3D ``ShapEImg2ImgPipeline`` (CLIP vision encoder)."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    try:
+        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+    except ImportError:  # older transformers
+        from transformers import CLIPImageProcessor
+
+    dim, image_size = 16, 32
+    torch.manual_seed(seed)
+    image_encoder = CLIPVisionModel(
+        CLIPVisionConfig(hidden_size=dim, image_size=image_size, projection_dim=dim, intermediate_size=24,
+                         num_attention_heads=4, num_channels=3, num_hidden_layers=2, patch_size=8)
+    )
+    # The processor's crop must equal the vision config's image size (see STACK-NOTES).
+    processor = CLIPImageProcessor(
+        crop_size={"height": image_size, "width": image_size}, size={"shortest_edge": image_size},
+        do_center_crop=True, do_normalize=True, do_resize=True,
+        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+        resample=3,
+    )
+    return {
+        "prior": _shap_e_prior(dim, dim, seed),
+        "image_encoder": image_encoder,
+        "image_processor": processor,
+        "shap_e_renderer": _shap_e_renderer(dim, seed),
+        "scheduler": _shap_e_scheduler(),
+    }
+
+
+def tiny_lrm(seed: int = 0):
+    """A TripoSR-class reconstruction model, tiny, with a planted round prior.
+
+    Random weights alone give a near-constant density field (no surface to extract), so the
+    learnt triplane tokens carry a smooth ball in channel 0, the upsampler and decoder pass that
+    channel through, and the threshold is set to cut the ball at 60 % of the box. Everything else
+    is random, so the image still perturbs shape and colour: it shows the flow, not a reconstruction.
+    """
+    import torch
+
+    from .mesh.lrm import LargeReconstructionModel, LRMConfig
+
+    config = LRMConfig(
+        cond_image_size=64,
+        vit=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                 image_size=32, patch_size=8),
+        plane_size=8, plane_channels=32, num_layers=1, num_heads=2, head_dim=16, upsample_channels=8,
+        mlp_neurons=16, mlp_layers=3, threshold=1.0,
+    )
+    torch.manual_seed(seed)
+    model = LargeReconstructionModel(config).eval()
+    with torch.no_grad():
+        p = config.plane_size
+        axis = (torch.arange(p) + 0.5) / p * 2 - 1
+        u, v = torch.meshgrid(axis, axis, indexing="ij")
+        model.tokenizer.embeddings[:, 0] = (1.0 - u**2 - v**2)  # sum over the 3 planes = 3 - 2 r^2
+        model.backbone.proj_out.weight.mul_(0.05)
+        model.backbone.proj_out.bias.zero_()
+        up = model.post_processor.upsample
+        up.weight[0].zero_()
+        up.weight[:, 0].zero_()
+        up.weight[0, 0] = 1.0
+        up.bias[0] = 0.0
+        c = config.upsample_channels
+        linears = [m for m in model.decoder.layers if isinstance(m, torch.nn.Linear)]
+        first = linears[0]
+        first.weight[0].zero_()
+        first.weight[0, [0, c, 2 * c]] = 1.0
+        first.bias[0] = 0.0
+        for layer in linears[1:-1]:
+            layer.weight[0].zero_()
+            layer.weight[0, 0] = 1.0
+            layer.bias[0] = 0.0
+            layer.weight[1:, 0] = 0.0  # keep the other neurons from leaning on the prior channel
+        last = linears[-1]
+        last.weight[0].zero_()
+        last.weight[0, 0] = 4.0
+        last.bias[0] = 0.0
+        # Threshold = the density the untouched prior gives at 60 % of the radius.
+        s = torch.tensor(3.0 - 2 * 0.6**2)
+        for _ in linears[1:]:
+            s = torch.nn.functional.silu(s)
+        model.config.threshold = float(torch.exp(4.0 * s + config.density_bias))
+    return model
+
+
+def materialize_tiny_mesh_models(root: Path, seed: int = 0) -> dict[str, Path]:
+    """Write the 3D twins under ``root`` (once): segmentation, LRM, Shap-E text and image pipelines."""
+    root = Path(root)
+    out = {
+        "segmentation": root / "tiny-segformer",
+        "lrm": root / "tiny-lrm",
+        "shap-e": root / "tiny-shap-e-img2img",
+        "shap-e-text": root / "tiny-shap-e",
+    }
+    stamp = json.dumps({"version": TINY_MESH_VERSION, "seed": seed})
+
+    def ready(path: Path) -> bool:
+        marker = path / ".tiny-ready"
+        return marker.exists() and marker.read_text() == stamp
+
+    if not ready(out["segmentation"]):
+        model, processor = tiny_segmentation_model(seed)
+        model.save_pretrained(out["segmentation"], safe_serialization=True)
+        processor.save_pretrained(out["segmentation"])
+        (out["segmentation"] / ".tiny-ready").write_text(stamp)
+    if not ready(out["lrm"]):
+        tiny_lrm(seed).save(out["lrm"])
+        (out["lrm"] / ".tiny-ready").write_text(stamp)
+    if not ready(out["shap-e"]) or not ready(out["shap-e-text"]):
+        from diffusers import ShapEImg2ImgPipeline, ShapEPipeline
+
+        from .devices import quiet_libraries
+
+        quiet_libraries()
+        ShapEImg2ImgPipeline(**tiny_shap_e_img2img_components(seed)).save_pretrained(out["shap-e"], safe_serialization=True)
+        (out["shap-e"] / ".tiny-ready").write_text(stamp)
+        ShapEPipeline(**tiny_shap_e_components(seed)).save_pretrained(out["shap-e-text"], safe_serialization=True)
+        (out["shap-e-text"] / ".tiny-ready").write_text(stamp)
+    return out

@@ -1,4 +1,4 @@
-"""Image -> textured GLB through the depth-relief backend; lineage in the store."""
+"""Image -> textured GLB through the studio (default backend: cut-out relief); lineage, previews, post-processing."""
 from __future__ import annotations
 
 import json
@@ -38,12 +38,18 @@ def test_glb_reloads_textured_uv_mapped_and_watertight(studio, mesh_design):
     assert loaded.visual.uv is not None and loaded.visual.uv.shape == (len(loaded.vertices), 2)
     assert 0.0 <= loaded.visual.uv.min() and loaded.visual.uv.max() <= 1.0
     texture = loaded.visual.material.baseColorTexture
-    assert texture is not None and texture.size == (64, 64)
-    assert loaded.is_watertight
+    side = studio.mesh_defaults["texture_size"]
+    assert texture is not None and texture.size == (side, side)
+    # UV seams split vertices; the surface itself (vertices merged) is closed, as the record says.
+    assert trimesh.Trimesh(loaded.vertices, loaded.faces, process=True).is_watertight
+    assert mesh.params["watertight"] is True
+    assert len(loaded.faces) <= mesh.params["face_budget"] == studio.mesh_defaults["face_budget"]
     assert abs(float(loaded.extents.max()) - 0.25) < 1e-4  # 25 cm largest extent, in metres
     doc = glb_json(data)
     assert doc["asset"]["version"] == "2.0"
-    assert doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] == 0
+    pbr = doc["materials"][0]["pbrMetallicRoughness"]
+    assert pbr["baseColorTexture"]["index"] == 0
+    assert pbr["roughnessFactor"] == pytest.approx(0.55) and pbr["metallicFactor"] == 0.0  # leather preset
     assert "TEXCOORD_0" in doc["meshes"][0]["primitives"][0]["attributes"]
 
 
@@ -83,3 +89,73 @@ def test_relief_follows_depth():
     top = mesh.vertices[:81]
     assert np.argmax(top[:, 2]) == 40
     assert mesh.is_watertight and mesh.volume > 0
+
+
+def test_mesh_previews_are_saved_with_the_design(studio, mesh_design):
+    from pipelines.render import gl_available
+
+    _, mesh = mesh_design
+    previews = mesh.params["previews"]
+    ok, why = gl_available()
+    if not ok:
+        assert previews == {"error": why}
+        pytest.skip(f"offscreen GL unavailable here: {why}")
+    thumb = studio.preview_path(mesh, "thumbnail")
+    gif = studio.preview_path(mesh, "turntable")
+    assert thumb.suffix == ".png" and gif.suffix == ".gif"
+    from PIL import Image
+
+    with Image.open(gif) as img:
+        assert img.n_frames == previews["frames"] == studio.mesh_defaults["turntable_frames"]
+
+
+def test_cutout_relief_covers_only_the_object_and_is_two_sided():
+    from pipelines.mesh.base import MeshOptions
+    from pipelines.mesh.depth_relief import cutout_relief
+
+    n = 40
+    yy, xx = np.mgrid[0:n, 0:n]
+    mask = (xx - 20) ** 2 + (yy - 20) ** 2 <= 12**2  # a disc of radius 12 cells
+    depth = np.where(mask, 1.0, 0.0)
+    mesh = cutout_relief(depth, mask, MeshOptions(relief=0.2, thickness=0.02))
+    assert mesh.is_watertight and mesh.volume > 0
+    cell = 1.0 / (n - 1)
+    radius = np.hypot(mesh.vertices[:, 0], mesh.vertices[:, 1])
+    assert radius.max() < 12.5 * cell + 1e-6  # nothing outside the object's pixels
+    assert mesh.vertices[:, 2].max() > 0.05 and mesh.vertices[:, 2].min() < -0.03  # front and back both bulge
+    thin = radius > 11 * cell
+    assert np.ptp(mesh.vertices[thin, 2]) < 0.2  # thinner at the outline than in the middle
+
+
+def test_cleanup_steps():
+    from pipelines.mesh import post
+
+    box = trimesh.creation.box()
+    speck = trimesh.creation.box(extents=(0.01, 0.01, 0.01)).apply_translation((3, 0, 0))
+    both = trimesh.util.concatenate([trimesh.creation.icosphere(3), speck])
+    cleaned = post.remove_floaters(both.copy())
+    assert len(cleaned.faces) == 1280  # the speck is gone, the sphere kept
+
+    holed = trimesh.creation.icosphere(2)
+    holed.update_faces(np.arange(len(holed.faces)) != 0)
+    assert not holed.is_watertight
+    assert post.fill_small_holes(holed) == 1 and holed.is_watertight and holed.volume > 0
+
+    degenerate = trimesh.Trimesh(np.vstack([box.vertices, box.vertices[:1]]),
+                                 np.vstack([box.faces, [[0, 0, 1]], [[0, 8, 1]]]), process=False)
+    assert len(post.remove_degenerate_faces(degenerate).faces) == 12
+
+
+def test_decimate_orient_scale():
+    from pipelines.mesh import post
+
+    sphere = trimesh.creation.icosphere(5)  # 20480 faces
+    small = post.decimate(sphere, 1000)
+    assert 0 < len(small.faces) <= 1000
+    tall = trimesh.creation.box(extents=(1, 2, 4))  # z up in its own frame
+    post.orient(tall, up="z", front="-y")
+    assert np.allclose(tall.extents, (1, 4, 2))  # glTF: y up
+    post.scale_to_size(tall, 0.3)
+    assert tall.extents.max() == pytest.approx(0.3) and tall.bounds[0, 1] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="face budget"):
+        post.decimate(sphere, 0)

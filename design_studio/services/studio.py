@@ -15,7 +15,7 @@ from ..settings import Settings
 from ..store import Design, Store
 from .base import translate_errors
 from .concepts import ConceptsMixin
-from .meshes import MeshesMixin
+from .meshes import MESH_ROLES, MeshesMixin
 
 
 class Studio(ConceptsMixin, MeshesMixin):
@@ -69,6 +69,8 @@ class Studio(ConceptsMixin, MeshesMixin):
             from pipelines.mesh.depth_relief import DepthReliefBackend
 
             return DepthReliefBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device)
+        if role in MESH_ROLES:
+            return self._load_mesh_model(role, entry, path)
         raise InvalidRequest(f"no loader for the model role {role!r}")
 
     def concept_limits(self):

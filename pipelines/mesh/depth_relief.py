@@ -1,8 +1,8 @@
-"""Depth-relief backend: a depth-estimation model turns the concept image into a closed relief.
+"""Depth-relief backend: a depth-estimation model turns the cut-out object into a closed, two-sided relief.
 
-The front surface follows the predicted depth, a flat back and side walls close it, and the
-concept image is its UV-mapped base-colour texture. Fast and faithful to the picture's front view;
-it cannot invent the back of an object.
+Only the object's pixels become surface; front and back bulge with the predicted depth and meet
+thin at the outline, and the picture is projected onto it. Fast and faithful to the front view,
+good for flat, thin parts (straps, panels); it cannot invent the back of an object.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..images import flatten_on_white
+from ..errors import InvalidInput
 from .base import MeshOptions, MeshResult, check_options
 
 
@@ -78,6 +78,7 @@ class DepthReliefBackend:
     """Depth relief from a transformers depth-estimation model (Depth Anything class)."""
 
     name = "depth-relief"
+    segmenter = None  # optional background-removal model (pipelines.background.SegmentationModel)
 
     def __init__(self, model, processor, *, model_name: str, revision: str = "local", device: str = "cpu"):
         self.model = model
@@ -112,25 +113,118 @@ class DepthReliefBackend:
         return np.zeros_like(depth) if hi - lo < 1e-8 else (depth - lo) / (hi - lo)
 
     def reconstruct(
-        self, image: Image.Image, options: MeshOptions, on_progress: Callable[[str, float], None] | None = None
+        self,
+        image: Image.Image,
+        options: MeshOptions,
+        on_progress: Callable[[str, float], None] | None = None,
+        *,
+        timer=None,
     ) -> MeshResult:
+        """Cut-out, two-sided, smoothed relief of the object's pixels only."""
+        from ..background import on_background, prepare_image
+        from .post import StageTimer, finish
+
+        # 1. Check inputs and prepare the image (mask, centring, square padding)
         options = check_options(options)
-        rgb = flatten_on_white(image)
-        w, h = rgb.size
-        cols = int(options.resolution)
-        rows = max(2, round(cols * h / w))
+        timer = timer or StageTimer()
+        with timer.stage("background"):
+            prepared = prepare_image(image, self.segmenter)
+        rgba = prepared.image
+        rgb = on_background(rgba)
+        n = int(options.resolution)
+        # 2. Depth, on the object only
         if on_progress:
             on_progress("estimating depth", 0.1)
-        depth = self.estimate_depth(rgb, rows, cols)
+        with timer.stage("reconstruction"):
+            depth = self.estimate_depth(rgb, n, n)
+            mask = np.asarray(rgba.getchannel("A").resize((n, n), Image.BILINEAR)) > 127
+            raw = cutout_relief(depth, mask, options)
         if on_progress:
-            on_progress("building the mesh", 0.6)
-        texture = rgb.copy()
-        texture.thumbnail((options.texture_size, options.texture_size))
-        mesh = relief_mesh(depth, texture, options)
+            on_progress("cleaning, unwrapping and baking the texture", 0.5)
+        # 3. Post-process: the picture is projected front-to-back onto the surface
+        mesh, report = finish(raw, image_projection_fn(rgb), options, timer=timer)
         return MeshResult(
-            mesh=mesh,
-            backend=self.name,
-            model=self.model_name,
-            revision=self.revision,
-            params={"resolution": cols, "size_m": options.size_m, "relief": options.relief},
+            mesh=mesh, backend=self.name, model=self.model_name, revision=self.revision,
+            params={"resolution": n, "size_m": options.size_m, "relief": options.relief,
+                    "mask": prepared.mask_source, "timings": timer.timings, **report},
         )
+
+
+def _fix_pinches(cells: np.ndarray, max_iter: int = 50) -> np.ndarray:
+    """Add cells where two valid cells touch only at a corner, so every boundary vertex is manifold."""
+    cells = cells.copy()
+    for _ in range(max_iter):
+        a, b = cells[:-1, :-1], cells[:-1, 1:]
+        c, d = cells[1:, :-1], cells[1:, 1:]
+        diag = a & d & ~b & ~c
+        anti = b & c & ~a & ~d
+        if not (diag.any() or anti.any()):
+            break
+        cells[:-1, 1:] |= diag  # fill the top-right cell of a "\\" pinch
+        cells[:-1, :-1] |= anti  # and the top-left of a "/" pinch
+    return cells
+
+
+def cutout_relief(depth: np.ndarray, mask: np.ndarray, options: MeshOptions):
+    """Closed two-sided relief over the masked grid cells only (a pillow, thin at the silhouette).
+
+    Native frame: x right, y up, z towards the viewer, unit width. The front bulges by the depth,
+    the back by half as much, and both taper to ``thickness`` at the outline so straps and panels
+    stay thin instead of becoming slabs.
+    """
+    import trimesh
+    from scipy import ndimage
+
+    rows, cols = depth.shape
+    cells = mask[:-1, :-1] & mask[:-1, 1:] & mask[1:, :-1] & mask[1:, 1:]
+    cells = ndimage.binary_opening(cells, iterations=1) if cells.sum() > 64 else cells
+    cells = _fix_pinches(cells)
+    if not cells.any():
+        raise InvalidInput("the object is too small or thin at this resolution; raise the resolution")
+    used = np.zeros((rows, cols), bool)
+    used[:-1, :-1] |= cells
+    used[:-1, 1:] |= cells
+    used[1:, :-1] |= cells
+    used[1:, 1:] |= cells
+    # Depth inside the object only: smooth, renormalise, taper towards the outline.
+    d = ndimage.gaussian_filter(np.where(used, depth, 0.0), sigma=1.0)
+    inside = d[used]
+    d = (d - inside.min()) / max(float(np.ptp(inside)), 1e-8)
+    taper = np.clip(ndimage.distance_transform_edt(used) / 4.0, 0.0, 1.0)
+    d = np.clip(d, 0, 1) * (taper * taper * (3 - 2 * taper))
+    half = options.thickness / 2
+    front_z = half + options.relief * d
+    back_z = -(half + 0.5 * options.relief * d)
+
+    xs = np.linspace(-0.5, 0.5, cols)
+    ys = np.linspace(0.5 * rows / cols, -0.5 * rows / cols, rows)
+    gx, gy = np.meshgrid(xs, ys)
+    n = rows * cols
+    front = np.stack([gx.ravel(), gy.ravel(), front_z.ravel()], 1)
+    back = np.stack([gx.ravel(), gy.ravel(), back_z.ravel()], 1)
+    grid = _grid_faces(rows, cols)
+    grid = grid[np.concatenate([cells.ravel(), cells.ravel()])]
+    # Boundary edges of the front sheet, each joined to its twin on the back by a wall quad.
+    edges = np.concatenate([grid[:, [0, 1]], grid[:, [1, 2]], grid[:, [2, 0]]])
+    key = edges[:, 0] * n + edges[:, 1]
+    rkey = edges[:, 1] * n + edges[:, 0]
+    p, q = edges[~np.isin(key, rkey)].T
+    walls = np.concatenate([np.stack([q, p, p + n], 1), np.stack([q, p + n, q + n], 1)])
+    faces = np.concatenate([grid, grid[:, ::-1] + n, walls])
+    mesh = trimesh.Trimesh(np.concatenate([front, back]), faces, process=False)
+    mesh.remove_unreferenced_vertices()
+    trimesh.smoothing.filter_taubin(mesh, iterations=4)
+    return mesh
+
+
+def image_projection_fn(rgb: Image.Image):
+    """Colour of a point = the picture's pixel in front of it (orthographic, unit-width frame)."""
+    pixels = np.asarray(rgb.convert("RGB"), dtype=np.float32) / 255.0
+    h, w = pixels.shape[:2]
+
+    def colour(points: np.ndarray) -> np.ndarray:
+        u = np.clip(((points[:, 0] + 0.5) * (w - 1)).round().astype(int), 0, w - 1)
+        v = np.clip(((0.5 * h / w - points[:, 1]) * (w - 1)).round().astype(int), 0, h - 1)
+        return pixels[v, u]
+
+    return colour

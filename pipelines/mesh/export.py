@@ -23,3 +23,64 @@ def load_mesh_bytes(data: bytes, file_type: str = "glb"):
             return geoms[0]
         return loaded.to_mesh()
     return loaded
+
+
+def export_obj(mesh, name: str = "model") -> dict[str, bytes]:
+    """OBJ + MTL + PNG texture as ``{filename: bytes}`` (the OBJ names its MTL, the MTL its PNG)."""
+    from trimesh.exchange.obj import export_obj as _export
+
+    text, files = _export(mesh, include_normals=True, include_texture=True, return_texture=True,
+                          mtl_name=f"{name}.mtl", write_texture=True)
+    out = {f"{name}.obj": text.encode("utf-8")}
+    out.update({k: v for k, v in files.items()})
+    return out
+
+
+#: Where signatures go: brand_guard fills ``signature`` later; the ZIP already carries the slot.
+PROVENANCE_NAME = "provenance.json"
+
+
+def export_zip(mesh, provenance: dict, name: str = "model", sign=None) -> bytes:
+    """One ZIP: ``name.glb``, ``name.obj/.mtl/.png`` and ``provenance.json`` (params + file hashes).
+
+    ``sign`` (hook for the brand guard): a callable taking the provenance bytes and returning a
+    signature string, stored as ``provenance.sig`` next to it.
+    """
+    import hashlib
+    import json
+    import zipfile
+
+    files = {f"{name}.glb": export_glb(mesh)}
+    files.update(export_obj(mesh, name))
+    record = dict(provenance)
+    record["files"] = {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())}
+    record.setdefault("signature", None)
+    files[PROVENANCE_NAME] = json.dumps(record, indent=2, sort_keys=True, default=str).encode("utf-8")
+    if sign is not None:
+        files["provenance.sig"] = str(sign(files[PROVENANCE_NAME])).encode("utf-8")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for fname, data in files.items():
+            # A fixed timestamp keeps the archive byte-identical for identical inputs.
+            info = zipfile.ZipInfo(fname, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return buffer.getvalue()
+
+
+def load_obj_files(files: dict[str, bytes]):
+    """Load an OBJ bundle (as written by ``export_obj``) back into a textured trimesh."""
+    import tempfile
+    from pathlib import Path
+
+    import trimesh
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for fname, data in files.items():
+            (Path(tmp) / fname).write_bytes(data)
+        obj = next(f for f in files if f.endswith(".obj"))
+        loaded = trimesh.load(Path(tmp) / obj, process=False, force="mesh")
+        image = getattr(loaded.visual.material, "image", None)
+        if image is not None:
+            image.load()  # read the PNG before its temporary folder goes away
+        return loaded

@@ -1,0 +1,143 @@
+"""Input preparation for image-to-3D: cut the object out of its background, centre it, pad it square.
+
+The mask comes from, in order: the image's own alpha channel, a threshold against a plain studio
+background (uniform border), or a transformers semantic-segmentation model (label 0 = background).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .errors import InvalidInput
+
+#: Below this many pixels a side there is nothing to reconstruct.
+MIN_SIDE = 8
+#: A border this uniform (max per-channel std, 0-255) counts as a plain studio background.
+PLAIN_BORDER_STD = 12.0
+
+
+@dataclass
+class PreparedImage:
+    """An RGBA square image (object centred, background transparent) and how its mask was made."""
+
+    image: Image.Image
+    mask_source: str  # alpha | threshold | model | none
+    coverage: float  # share of the square covered by the object
+
+    @property
+    def mask(self) -> np.ndarray:
+        return np.asarray(self.image.getchannel("A")) > 127
+
+
+class SegmentationModel:
+    """A transformers semantic-segmentation model whose label 0 is the background (SegFormer class)."""
+
+    def __init__(self, model, processor, *, model_name: str, revision: str = "local", device: str = "cpu"):
+        self.model = model
+        self.processor = processor
+        self.model_name = model_name
+        self.revision = revision
+        self.device = device
+
+    @classmethod
+    def load(cls, path: str | Path, *, model_name: str, revision: str = "local", device: str = "cpu"):
+        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+        from .devices import quiet_libraries
+
+        quiet_libraries()
+        model = AutoModelForSemanticSegmentation.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
+        processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
+        return cls(model.to(device).eval(), processor, model_name=model_name, revision=revision, device=device)
+
+    def foreground(self, image: Image.Image) -> np.ndarray:
+        """Boolean (H, W) mask of everything the model does not call background."""
+        import torch
+
+        rgb = image.convert("RGB")
+        inputs = self.processor(images=rgb, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+        logits = torch.nn.functional.interpolate(logits.float(), size=rgb.size[::-1], mode="bilinear", align_corners=False)
+        return (logits.argmax(1)[0] != 0).cpu().numpy()
+
+
+def _border(pixels: np.ndarray, width: int) -> np.ndarray:
+    return np.concatenate([pixels[:width].reshape(-1, 3), pixels[-width:].reshape(-1, 3),
+                           pixels[:, :width].reshape(-1, 3), pixels[:, -width:].reshape(-1, 3)])
+
+
+def threshold_mask(image: Image.Image, *, tolerance: float = 28.0) -> np.ndarray | None:
+    """Mask of pixels differing from a plain border colour, or None when the border is not plain."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    width = max(1, min(pixels.shape[:2]) // 32)
+    border = _border(pixels, width)
+    if float(border.std(axis=0).max()) > PLAIN_BORDER_STD:
+        return None
+    colour = np.median(border, axis=0)
+    distance = np.abs(pixels - colour).max(axis=-1)
+    mask = distance > tolerance
+    # Close pinholes and drop speckle so the outline is one clean shape.
+    img = Image.fromarray((mask * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3))
+    return np.asarray(img) > 127
+
+
+def remove_background(image: Image.Image, segmenter: SegmentationModel | None = None) -> tuple[np.ndarray, str]:
+    """(mask, source): the object's pixels and which method found them."""
+    if image.mode == "RGBA":
+        alpha = np.asarray(image.getchannel("A"))
+        if alpha.max() == 0:
+            raise InvalidInput("image is fully transparent: there is no object to make 3D from")
+        if alpha.min() < 255:
+            return alpha > 127, "alpha"
+    mask = threshold_mask(image)
+    if mask is not None and 0.005 < mask.mean() < 0.98:
+        return mask, "threshold"
+    if segmenter is not None:
+        mask = segmenter.foreground(image)
+        # A model that finds nothing (or everything) has not found an object; keep the whole picture.
+        if 0.005 < mask.mean() < 0.995:
+            return mask, "model"
+    return np.ones(image.size[::-1], dtype=bool), "none"
+
+
+def prepare_image(
+    image: Image.Image,
+    segmenter: SegmentationModel | None = None,
+    *,
+    size: int | None = None,
+    margin: float = 0.1,
+) -> PreparedImage:
+    """Cut out, centre on the object's bounding box and pad square with ``margin`` on each side."""
+    # 1. Check inputs
+    w, h = image.size
+    if min(w, h) < MIN_SIDE:
+        raise InvalidInput(f"image is {w}x{h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed to make 3D")
+    if not 0.0 <= margin < 0.5:
+        raise InvalidInput(f"margin must be in [0, 0.5), got {margin!r}")
+    # 2. Mask
+    mask, source = remove_background(image, segmenter)
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise InvalidInput("no object was found in the image (the mask is empty)")
+    # 3. Crop to the object, then pad square around its centre
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    rgba = image.convert("RGBA")
+    rgba.putalpha(Image.fromarray((mask * 255).astype(np.uint8)))
+    crop = rgba.crop((int(x0), int(y0), int(x1), int(y1)))
+    side = int(round(max(crop.size) / (1.0 - 2 * margin)))
+    square = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    square.paste(crop, ((side - crop.width) // 2, (side - crop.height) // 2))
+    if size:
+        square = square.resize((size, size), Image.LANCZOS)
+    coverage = float((np.asarray(square.getchannel("A")) > 127).mean())
+    return PreparedImage(square, source, coverage)
+
+
+def on_background(image: Image.Image, colour=(255, 255, 255)) -> Image.Image:
+    """Composite an RGBA image on a flat colour (models were trained on white or grey)."""
+    base = Image.new("RGBA", image.size, tuple(colour) + (255,))
+    return Image.alpha_composite(base, image.convert("RGBA")).convert("RGB")
