@@ -27,7 +27,7 @@ def glb_json(data: bytes) -> dict:
 @pytest.fixture
 def mesh_design(studio):
     image = studio.generate_concepts("a quilted shoulder bag", n=1, seed=21)[0]
-    return image, studio.make_mesh(image.id, size_cm=25)
+    return image, studio.make_mesh(image.id, size_cm=25, previews=False)
 
 
 def test_glb_reloads_textured_uv_mapped_and_watertight(studio, mesh_design):
@@ -94,7 +94,8 @@ def test_relief_follows_depth():
 def test_mesh_previews_are_saved_with_the_design(studio, mesh_design):
     from pipelines.render import gl_available
 
-    _, mesh = mesh_design
+    image, _ = mesh_design
+    mesh = studio.make_mesh(image.id, size_cm=25)
     previews = mesh.params["previews"]
     ok, why = gl_available()
     if not ok:

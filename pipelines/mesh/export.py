@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 
 def export_glb(mesh) -> bytes:
@@ -32,7 +33,15 @@ def export_obj(mesh, name: str = "model") -> dict[str, bytes]:
     text, files = _export(mesh, include_normals=True, include_texture=True, return_texture=True,
                           mtl_name=f"{name}.mtl", write_texture=True)
     out = {f"{name}.obj": text.encode("utf-8")}
-    out.update({k: v for k, v in files.items()})
+    mtl = files.pop(f"{name}.mtl", b"").decode("utf-8")
+    images = [k for k in files if k.lower().endswith((".png", ".jpg", ".jpeg"))]
+    for i, image in enumerate(images):
+        # Name textures after the model (trimesh names them after the material), so bundles can share a folder.
+        renamed = f"{name}{'' if i == 0 else f'-{i}'}{Path(image).suffix}"
+        mtl = mtl.replace(f" {image}", f" {renamed}")
+        out[renamed] = files.pop(image)
+    out[f"{name}.mtl"] = mtl.encode("utf-8")
+    out.update(files)
     return out
 
 
