@@ -7,6 +7,7 @@ import gradio as gr
 
 from ..services import Studio
 from .common import optional_int, progress_adapter, user_errors
+from .shortlist_panel import build_shortlist_panel
 
 CHOOSE_HINT = "Generate concepts, then click one to choose it."
 
@@ -87,4 +88,5 @@ def build_results(studio: Studio, inputs: ConceptInputs) -> ConceptResults:
         return design.id, f"Chosen: design #{design.id} (seed {design.seed})."
 
     gallery.select(on_select, [design_ids], [selected, chosen], api_name=False)
+    build_shortlist_panel(studio, selected)
     return ConceptResults(gallery, chosen, design_ids, selected)
