@@ -75,18 +75,30 @@ def launch_options(settings: Settings, studio=None) -> dict:
 
 
 def configure_queue(demo, *, max_size: int = QUEUE_MAX_SIZE):
-    """One queue; GPU events share ``concurrency_id="gpu"`` (limit 1); a full queue says the studio is busy."""
-    demo.queue(default_concurrency_limit=1, max_size=max_size)
-    queue = demo._queue  # Gradio has no option for the 'queue full' text; reword it on this instance only
+    """One queue; GPU events share ``concurrency_id="gpu"`` (limit 1).
+
+    ``max_size`` bounds the GPU jobs waiting; when full, a new GPU job is refused with a clear "studio
+    busy" message while CPU calls (history, review, Stop) still pass, so nobody waits behind the GPU
+    to browse or to cancel. All waiting events together are bounded too (4 x ``max_size``).
+    """
+    demo.queue(default_concurrency_limit=1, max_size=4 * max_size)
+    queue = demo._queue
     original = queue.push
 
+    def gpu_waiting() -> int:
+        gpu = queue.event_queue_per_concurrency_id.get("gpu")
+        return len(gpu.queue) if gpu is not None else 0
+
     async def push(body, request, username):
+        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is not None and fn.concurrency_id == "gpu" and gpu_waiting() >= max_size:
+            return False, STUDIO_BUSY.format(size=gpu_waiting()), "queue_full"
         ok, detail, state = await original(body=body, request=request, username=username)
         if state == "queue_full":
             detail = STUDIO_BUSY.format(size=len(queue))
         return ok, detail, state
 
-    queue.push = push
+    queue.push = push  # Gradio has no hook for this; replaced on this instance only
     return demo
 
 

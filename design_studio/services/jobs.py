@@ -92,11 +92,10 @@ class JobBoard:
         token = _current.set(job)
         try:
             result = fn(*args, **kwargs)
-        except Cancelled as exc:
-            self.finish(job, "cancelled", str(exc))
-            raise
         except BaseException as exc:
-            self.finish(job, "failed", str(exc) or type(exc).__name__)
+            # The UI turns Cancelled into its own error type; the original stays as __context__.
+            stopped = isinstance(exc, Cancelled) or isinstance(exc.__context__, Cancelled)
+            self.finish(job, "cancelled" if stopped else "failed", str(exc) or type(exc).__name__)
             raise
         else:
             # A Stop that came after the last step is too late to stop anything: the job is done.
