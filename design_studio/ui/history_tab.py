@@ -114,14 +114,20 @@ def build_history_tab(studio: Studio) -> HistoryTab:
     search.click(on_search, filters, [table, empty, brief], api_name="search_history", **CPU)
     project.change(on_search, filters, [table, empty, brief], api_name=False, **CPU)
 
+    created = gr.State(None)
+
     @user_errors
     def on_create(name, brief_text, request: gr.Request):
         p = studio.create_project(name, brief_text, actor=getattr(request, "username", None))
-        table_rows, note_md, brief_md = search_values(p.name, "", ANY, ANY, "", "")
-        return gr.Dropdown(choices=project_choices(studio), value=p.name), "", "", table_rows, note_md, brief_md
+        return p.name, "", ""
 
-    create.click(on_create, [new_name, new_brief], [project, new_name, new_brief, table, empty, brief],
-                 api_name="create_project_ui", **CPU)
+    def show_project(name):
+        table_rows, note_md, brief_md = search_values(name, "", ANY, ANY, "", "")
+        return gr.Dropdown(choices=project_choices(studio), value=name), table_rows, note_md, brief_md
+
+    # The form alone shows a refusal (e.g. a taken name); the list is refreshed only on success.
+    create.click(on_create, [new_name, new_brief], [created, new_name, new_brief], api_name="create_project_ui",
+                 **CPU).success(show_project, [created], [project, table, empty, brief], api_name=False, **CPU)
 
     def open_values(did):
         if did is None:

@@ -135,15 +135,18 @@ def build_review_tab(studio: Studio) -> ReviewTab:
     compare_btn.click(on_compare, [compare_ids], [compare, compare_table], api_name="compare", **CPU)
 
     @user_errors
-    def on_decide(design_id, choice, text, st, request: gr.Request):
+    def on_decide(design_id, choice, text, request: gr.Request):
         if design_id is None:
             raise gr.Error("Choose a design waiting for review.")
         made = studio.decide(int(design_id), choice, text, actor=getattr(request, "username", None))
-        done = f"Recorded: design #{made.design_id} **{made.action.replace('_', ' ')}** by {made.actor}."
-        return (done, "", *board_values(st))
+        return f"Recorded: design #{made.design_id} **{made.action.replace('_', ' ')}** by {made.actor}."
 
-    decide.click(on_decide, [target, decision, comment, status], [result, comment, *board_outputs],
-                 api_name="decide_ui", **CPU)
+    def after_decide(st):
+        return ("", *board_values(st))
+
+    # Only the result line carries an error, so a refusal never blanks the board or the comment.
+    decide.click(on_decide, [target, decision, comment], [result], api_name="decide_ui", **CPU).success(
+        user_errors(after_decide), [status], [comment, *board_outputs], api_name=False, **CPU)
 
     def refresh(username):
         return board_values("shortlisted", username)
