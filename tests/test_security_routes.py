@@ -167,3 +167,6 @@ def test_launch_options_keep_the_server_private(app):
         assert must in blocked
     assert all(str(app["data"]) in p for p in opts["allowed_paths"])
     assert str(app["data"]) not in opts["allowed_paths"]  # never the whole data dir
+    import os
+
+    assert os.environ["GRADIO_TEMP_DIR"].startswith(str(app["settings"].scratch_dir))

@@ -152,6 +152,28 @@ def test_admin_sees_accounts_and_a_laptop_screen_still_fits(served, browser, art
     ada.context.close()
 
 
+def test_a_browser_session_gets_a_scratch_dir_removed_when_the_page_closes(served, browser):
+    import time
+
+    from design_studio.app import sessions_dir
+
+    studio, url = served
+    root = sessions_dir(studio.settings)
+    before = {p.name for p in root.iterdir()}
+    page = sign_in(browser, url, "cleo")
+    page.locator("#who").wait_for(timeout=30_000)
+    end = time.time() + 20
+    while time.time() < end and not ({p.name for p in root.iterdir()} - before):
+        time.sleep(0.1)
+    mine = {p.name for p in root.iterdir()} - before
+    assert len(mine) == 1
+    page.context.close()
+    end = time.time() + 30
+    while time.time() < end and mine & {p.name for p in root.iterdir()}:
+        time.sleep(0.2)
+    assert not mine & {p.name for p in root.iterdir()}
+
+
 def test_unknown_design_id_shows_an_error(served, browser):
     _, url = served
     ann = sign_in(browser, url, "ann")
