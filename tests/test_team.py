@@ -205,3 +205,19 @@ def test_job_board_records_done_and_failed_once_and_cancels_only_its_owner(team)
         board.run(failing, team.generate_concepts, "", n=1)
     assert failing.status == "failed" and "prompt is empty" in failing.message
     assert PASSWORDS  # the team fixture's accounts exist
+
+
+def test_a_turntable_named_in_params_is_shown_only_from_the_file_store(team):
+    from design_studio.ui.review_tab import turntable_of
+
+    image = make(team, n=1)[0]
+    rel, _ = team.store.files.put(b"GIF89a-turntable", ".gif")
+    for value, expected in ((rel, team.store.files.path(rel)), ("../studio.db", None), ("aa/missing.gif", None)):
+        with team.store.sessions() as s:
+            row = s.get(type(image), image.id)
+            row.params = dict(row.params, turntable=value)
+            s.commit()
+        team.shortlist(image.id, actor="ann")
+        (card,) = team.board()
+        found = turntable_of(team, card)
+        assert found == (str(expected) if expected else None), value

@@ -174,6 +174,33 @@ def test_a_browser_session_gets_a_scratch_dir_removed_when_the_page_closes(serve
     assert not mine & {p.name for p in root.iterdir()}
 
 
+def test_stop_button_cancels_a_running_generation_within_one_step(served, browser):
+    import time
+
+    studio, url = served
+    before = len(studio.store.designs())
+    ann = sign_in(browser, url, "ann")
+    ann.locator("#who").wait_for(timeout=30_000)
+    ann.locator("#prompt textarea").fill("a long study of a handbag")
+    ann.get_by_text("Options").click()
+    steps = ann.get_by_role("spinbutton", name="number input for Steps")
+    steps.fill("150")
+    steps.press("Enter")
+    ann.locator("#generate").click()
+    end = time.time() + 60
+    while time.time() < end and not [j for j in studio.jobs.jobs(status="running") if "step" in j.progress]:
+        time.sleep(0.05)
+    (job,) = [j for j in studio.jobs.jobs(status="running") if j.actor == "ann"]
+    ann.locator("#stop").click()
+    end = time.time() + 30
+    while time.time() < end and job.status == "running":
+        time.sleep(0.05)
+    assert job.status == "cancelled" and "stopped at the user's request" in job.message
+    assert int(job.progress.split("step ")[1].split(" ")[0]) < 150
+    assert len(studio.store.designs()) == before  # nothing from the stopped run
+    ann.context.close()
+
+
 def test_unknown_design_id_shows_an_error(served, browser):
     _, url = served
     ann = sign_in(browser, url, "ann")

@@ -94,8 +94,11 @@ class JobBoard:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             # The UI turns Cancelled into its own error type; the original stays as __context__.
-            stopped = isinstance(exc, Cancelled) or isinstance(exc.__context__, Cancelled)
-            self.finish(job, "cancelled" if stopped else "failed", str(exc) or type(exc).__name__)
+            cause = exc if isinstance(exc, Cancelled) else exc.__context__
+            if isinstance(cause, Cancelled):
+                self.finish(job, "cancelled", str(cause))
+            else:
+                self.finish(job, "failed", str(exc) or type(exc).__name__)
             raise
         else:
             # A Stop that came after the last step is too late to stop anything: the job is done.

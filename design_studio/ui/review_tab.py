@@ -30,6 +30,20 @@ def image_of(studio: Studio, design) -> str:
     return str(studio.store.file_path(parent)) if parent is not None and parent.kind == "image" else ""
 
 
+def turntable_of(studio: Studio, card) -> str | None:
+    """A turntable preview (a file in the store named by ``params["turntable"]``) of the card's mesh or design."""
+    from ..errors import NotFound
+
+    for design in (card.mesh, card.design):
+        rel = (design.params or {}).get("turntable") if design is not None else None
+        if rel:
+            try:
+                return str(studio.store.files.path(str(rel)))
+            except NotFound:
+                continue
+    return None
+
+
 def card_md(studio: Studio, card) -> str:
     d = card.design
     lines = [f"### #{d.id} · {d.status.replace('_', ' ')}", f"**Prompt:** {d.prompt or '—'}",
@@ -64,6 +78,8 @@ def build_review_tab(studio: Studio) -> ReviewTab:
             card = gr.Markdown("Click a card to see its prompt, lineage, flags and history.", elem_id="card")
         with gr.Column(scale=2, min_width=300):
             card_3d = gr.Model3D(label="3D", height=260, visible=False, elem_id="card-3d")
+            card_turntable = gr.Image(label="Turntable", height=260, visible=False, interactive=False,
+                                      elem_id="card-turntable")
 
     gr.Markdown("### Compare")
     with gr.Row():
@@ -105,15 +121,17 @@ def build_review_tab(studio: Studio) -> ReviewTab:
     @user_errors
     def on_card(ids, evt: gr.SelectData):
         if not ids or evt.index is None or evt.index >= len(ids):
-            return gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update()
         found = [c for c in studio.board() if c.design.id == ids[evt.index]]
         if not found:
-            return "This design is no longer on the board.", gr.Model3D(visible=False)
+            return "This design is no longer on the board.", gr.Model3D(visible=False), gr.Image(visible=False)
         c = found[0]
         mesh = str(studio.store.file_path(c.mesh)) if c.mesh else None
-        return card_md(studio, c), gr.Model3D(value=mesh, visible=mesh is not None)
+        turntable = turntable_of(studio, c)
+        return (card_md(studio, c), gr.Model3D(value=mesh, visible=mesh is not None),
+                gr.Image(value=turntable, visible=turntable is not None))
 
-    board.select(on_card, [board_ids], [card, card_3d], api_name=False, **CPU)
+    board.select(on_card, [board_ids], [card, card_3d, card_turntable], api_name=False, **CPU)
 
     @user_errors
     def on_compare(ids):
