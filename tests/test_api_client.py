@@ -77,6 +77,13 @@ def test_bad_input_through_the_api(app):
         ann.predict("", "", 1, -1, 2, api_name="/generate_designs")
     with pytest.raises(Exception, match="not a date"):
         ann.predict("", "", "", "", "yesterday", "", api_name="/list_designs")
+    # The page's own admin and review events check roles in the service too
+    with pytest.raises(Exception, match="may not manage users"):
+        ann.predict("eve", "admin", "eve-sneaks-in", api_name="/add_user")
+    with pytest.raises(Exception, match="may not decide|not in the list of choices"):
+        ann.predict(1, "approved", "", api_name="/decide_ui")
+    studio, _ = app
+    assert studio.store.user("eve") is None
 
 
 def wait_for(predicate, timeout=60.0):
