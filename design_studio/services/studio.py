@@ -16,9 +16,10 @@ from ..store import Design, Store
 from .base import translate_errors
 from .concepts import ConceptsMixin
 from .meshes import MESH_ROLES, MeshesMixin
+from .team import TeamMixin
 
 
-class Studio(ConceptsMixin, MeshesMixin):
+class Studio(ConceptsMixin, MeshesMixin, TeamMixin):
     """One per process. Thread-safe for model loading; the UI queue serialises GPU work."""
 
     def __init__(self, settings: Settings | None = None):

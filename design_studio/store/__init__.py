@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from datetime import datetime
 
-from ..errors import NotFound
+from sqlalchemy import delete, func, or_, select
+
+from ..errors import InvalidRequest, NotFound
 from .db import make_engine, make_session_factory, transaction
 from .files import FileStore, atomic_write
 from .migrations import migrate
-from .models import Base, Design, Project
+from .models import STATUS_TRANSITIONS, Base, Decision, Design, Project, ShortlistEntry, User
 
 DEFAULT_PROJECT = "Inbox"
 
@@ -95,5 +97,122 @@ class Store:
     def file_path(self, design: Design) -> Path:
         return self.files.path(design.file)
 
+    # ------------------------------------------------------------------ team: users
+    def add_user(self, name: str, role: str, password_hash: str) -> User:
+        with transaction(self.sessions) as s:
+            if s.scalar(select(User).where(User.name == name)) is not None:
+                raise InvalidRequest(f"user {name!r} already exists; remove it first or choose another name")
+            user = User(name=name, role=role, password_hash=password_hash)
+            s.add(user)
+            s.flush()
+            return user
 
-__all__ = ["Store", "Design", "Project", "Base", "FileStore", "atomic_write", "transaction"]
+    def user(self, name: str) -> User | None:
+        with self.sessions() as s:
+            return s.scalar(select(User).where(User.name == name))
+
+    def users(self) -> list[User]:
+        with self.sessions() as s:
+            return list(s.scalars(select(User).order_by(User.name)))
+
+    def user_count(self) -> int:
+        with self.sessions() as s:
+            return int(s.scalar(select(func.count(User.id))) or 0)
+
+    def remove_user(self, name: str) -> None:
+        with transaction(self.sessions) as s:
+            if s.execute(delete(User).where(User.name == name)).rowcount == 0:
+                raise NotFound(f"user {name!r} does not exist")
+
+    # ------------------------------------------------------------------ team: projects and history
+    def create_project(self, name: str, brief: str = "") -> Project:
+        """A new project; an existing name is refused (use ``update_brief`` to change a brief)."""
+        with transaction(self.sessions) as s:
+            if s.scalar(select(Project).where(Project.name == name)) is not None:
+                raise InvalidRequest(f"project {name!r} already exists")
+            project = Project(name=name, brief=brief)
+            s.add(project)
+            s.flush()
+            return project
+
+    def find_project(self, name: str) -> Project:
+        with self.sessions() as s:
+            found = s.scalar(select(Project).where(Project.name == name))
+            if found is None:
+                raise NotFound(f"project {name!r} does not exist")
+            return found
+
+    def update_brief(self, name: str, brief: str) -> Project:
+        with transaction(self.sessions) as s:
+            found = s.scalar(select(Project).where(Project.name == name))
+            if found is None:
+                raise NotFound(f"project {name!r} does not exist")
+            found.brief = brief
+            return found
+
+    def search_designs(self, *, project_id: int | None = None, kind: str | None = None, status: str | None = None,
+                       text: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                       limit: int = 200) -> list[Design]:
+        """Newest first; ``text`` matches the prompt case-insensitively; ``since``/``until`` bound ``created_at``."""
+        with self.sessions() as s:
+            q = select(Design).order_by(Design.created_at.desc(), Design.id.desc()).limit(limit)
+            if project_id is not None:
+                q = q.where(Design.project_id == project_id)
+            if kind:
+                q = q.where(Design.kind == kind)
+            if status:
+                q = q.where(Design.status == status)
+            if text:
+                pattern = f"%{text.lower()}%"
+                q = q.where(or_(func.lower(Design.prompt).like(pattern), func.lower(Design.negative_prompt).like(pattern)))
+            if since is not None:
+                q = q.where(Design.created_at >= since)
+            if until is not None:
+                q = q.where(Design.created_at < until)
+            return list(s.scalars(q))
+
+    # ------------------------------------------------------------------ team: shortlist and decisions
+    def record_review(self, design_id: int, action: str, new_status: str, *, actor: str, role: str,
+                      comment: str = "", shortlist_note: str | None = None) -> Decision:
+        """Move a design to ``new_status`` and store the act, in one transaction; illegal moves are refused."""
+        with transaction(self.sessions) as s:
+            design = s.get(Design, int(design_id))
+            if design is None:
+                raise NotFound(f"design {design_id} does not exist")
+            allowed = STATUS_TRANSITIONS.get(design.status, set())
+            if new_status not in allowed:
+                hint = f"it can become {', '.join(sorted(allowed))}" if allowed else "its review is closed"
+                raise InvalidRequest(f"design {design_id} is {design.status}; it cannot become {new_status} ({hint})")
+            design.status = new_status
+            if shortlist_note is not None:
+                entry = s.scalar(select(ShortlistEntry).where(ShortlistEntry.design_id == design.id))
+                if entry is None:
+                    s.add(ShortlistEntry(design_id=design.id, added_by=actor, note=shortlist_note))
+                else:
+                    entry.added_by, entry.note = actor, shortlist_note
+            decision = Decision(design_id=design.id, action=action, comment=comment, actor=actor, role=role)
+            s.add(decision)
+            s.flush()
+            return decision
+
+    def shortlist_entries(self, *, project_id: int | None = None) -> list[tuple[ShortlistEntry, Design]]:
+        with self.sessions() as s:
+            q = (select(ShortlistEntry, Design).join(Design, ShortlistEntry.design_id == Design.id)
+                 .order_by(ShortlistEntry.created_at.desc(), ShortlistEntry.id.desc()))
+            if project_id is not None:
+                q = q.where(Design.project_id == project_id)
+            return [(e, d) for e, d in s.execute(q).all()]
+
+    def decisions(self, design_id: int | None = None, *, limit: int = 200) -> list[Decision]:
+        with self.sessions() as s:
+            q = select(Decision).order_by(Decision.created_at.desc(), Decision.id.desc()).limit(limit)
+            if design_id is not None:
+                q = q.where(Decision.design_id == int(design_id))
+            return list(s.scalars(q))
+
+    def project_of(self, design: Design) -> Project:
+        with self.sessions() as s:
+            return s.get(Project, design.project_id)
+
+
+__all__ = ["Store", "Design", "Project", "User", "ShortlistEntry", "Decision", "Base", "FileStore", "atomic_write", "transaction"]

@@ -14,8 +14,14 @@ def _m001_initial(conn) -> None:
     Base.metadata.create_all(conn, tables=[Base.metadata.tables["projects"], Base.metadata.tables["designs"]])
 
 
+def _m002_team(conn) -> None:
+    """Users, shortlist entries and review decisions (``Design.status`` already exists)."""
+    tables = Base.metadata.tables
+    Base.metadata.create_all(conn, tables=[tables["users"], tables["shortlist_entries"], tables["decisions"]])
+
+
 #: Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS = [_m001_initial]
+MIGRATIONS = [_m001_initial, _m002_team]
 
 
 def migrate(engine: Engine) -> int:

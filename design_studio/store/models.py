@@ -51,3 +51,56 @@ class Design(Base):
 
     project: Mapped[Project] = relationship(back_populates="designs")
     parent: Mapped["Design | None"] = relationship(remote_side=[id])
+
+
+# --------------------------------------------------------------------------- team (migration 2)
+#: Workflow of a design; the only transitions are those in ``STATUS_TRANSITIONS``.
+DESIGN_STATUSES = ("draft", "shortlisted", "approved", "rejected", "changes_requested")
+STATUS_TRANSITIONS = {
+    "draft": {"shortlisted"},
+    "changes_requested": {"shortlisted"},
+    "shortlisted": {"approved", "rejected", "changes_requested"},
+    "approved": set(),
+    "rejected": set(),
+}
+ROLES = ("designer", "creative_director", "admin")
+
+
+class User(Base):
+    """A local account; the password is kept only as a slow-KDF hash (see ``design_studio.auth``)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(32))  # one of ROLES
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ShortlistEntry(Base):
+    """A design a designer put forward for review (one entry per design)."""
+
+    __tablename__ = "shortlist_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    design_id: Mapped[int] = mapped_column(ForeignKey("designs.id"), unique=True)
+    added_by: Mapped[str] = mapped_column(String(100), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+    design: Mapped[Design] = relationship()
+
+
+class Decision(Base):
+    """One review act on a design: shortlisted, approved, rejected or changes_requested, with who and why."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    design_id: Mapped[int] = mapped_column(ForeignKey("designs.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    role: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

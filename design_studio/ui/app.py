@@ -1,10 +1,19 @@
-"""Assembles the studio page from its tabs."""
+"""Assembles the studio page from its tabs, the signed-in user line, the Stop button and the job line."""
 from __future__ import annotations
+
+import functools
+import shutil
 
 import gradio as gr
 
 from ..services import Studio
+from .admin_tab import build_admin_tab
+from .api import register_api
+from .history_tab import build_history_tab
+from .review_tab import build_review_tab
 from .studio_tab import build_studio_tab
+
+ROLE_NAMES = {"designer": "Designer", "creative_director": "Creative director", "admin": "Admin"}
 
 
 def model_banner(studio: Studio) -> str:
@@ -19,11 +28,107 @@ def model_banner(studio: Studio) -> str:
     return f"Profile **{studio.settings.profile}** · {licences}"
 
 
+def who_line(studio: Studio, username: str | None) -> str:
+    if not username:
+        return "Working without accounts (solo mode) · add accounts with `studio users add` to require sign-in"
+    role = studio.role_of(username)
+    return f"Signed in as **{username}** · {ROLE_NAMES.get(role or '', 'no role')} · [Sign out](/logout)"
+
+
+def session_dir(studio: Studio, request: gr.Request | None):
+    from ..app import sessions_dir
+
+    key = getattr(request, "session_hash", None) or "anonymous"
+    return sessions_dir(studio.settings) / "".join(c for c in key if c.isalnum())[:64]
+
+
+def track_gpu_jobs(demo: gr.Blocks, studio: Studio) -> list:
+    """Wrap every GPU event so it runs as a job (status set once, Stop flag checked at each step)."""
+    from gradio.context import LocalContext
+
+    gpu = []
+    for block_fn in demo.fns.values():
+        if block_fn.concurrency_id != "gpu" or block_fn.fn is None:
+            continue
+        inner = block_fn.fn
+
+        @functools.wraps(inner)
+        def run(*args, __inner=inner, __name=block_fn.api_name or block_fn.name, **kwargs):
+            request = LocalContext.request.get(None)
+            job = studio.jobs.start(str(__name), actor=getattr(request, "username", None) or "",
+                                    owner=getattr(request, "session_hash", None) or "")
+            return studio.jobs.run(job, __inner, *args, **kwargs)
+
+        block_fn.fn = run
+        gpu.append(block_fn.get_config())
+    return gpu
+
+
+def jobs_line(studio: Studio, demo: gr.Blocks) -> str:
+    running = studio.jobs.jobs(status="running")
+    waiting = 0
+    queue = getattr(demo, "_queue", None)
+    if queue is not None:
+        gpu_queue = queue.event_queue_per_concurrency_id.get("gpu")
+        waiting = len(gpu_queue.queue) if gpu_queue is not None else 0
+    if not running and not waiting:
+        return "GPU idle"
+    parts = [f"running: {j.kind} for {j.actor or 'someone'} ({j.progress or 'starting'})" for j in running]
+    if waiting:
+        parts.append(f"{waiting} waiting")
+    return "GPU · " + " · ".join(parts)
+
+
 def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="Design Studio", analytics_enabled=False) as demo:
-        gr.Markdown("# Design Studio\nPrompt → concept images → textured 3D. Everything stays on this machine.")
+        with gr.Row(elem_id="masthead", equal_height=True):
+            with gr.Column(scale=3, min_width=320):
+                gr.Markdown("# Design Studio\nPrompt → concept images → textured 3D → review. Everything stays on this machine.")
+            with gr.Column(scale=2, min_width=280, elem_id="session-box"):
+                who = gr.Markdown("", elem_id="who")
+                with gr.Row():
+                    jobs = gr.Markdown("GPU idle", elem_id="jobs")
+                    stop = gr.Button("Stop my job", variant="stop", size="sm", elem_id="stop", min_width=100)
         gr.Markdown(model_banner(studio), elem_id="model-banner")
-        with gr.Tabs():
+        with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Studio", id="studio"):
                 build_studio_tab(studio)
+            with gr.Tab("Projects & history", id="history", elem_id="tab-history"):
+                history = build_history_tab(studio)
+            with gr.Tab("Review", id="review", elem_id="tab-review"):
+                review = build_review_tab(studio)
+            with gr.Tab("Admin", id="admin", elem_id="tab-admin", visible=False) as admin_tab:
+                admin = build_admin_tab(studio)
+        register_api(studio)
+
+        def on_load(request: gr.Request):
+            folder = session_dir(studio, request)
+            folder.mkdir(parents=True, exist_ok=True)
+            username = getattr(request, "username", None)
+            is_admin = studio.role_of(username) == "admin"
+            return (who_line(studio, username), gr.Tab(visible=is_admin), *history.refresh(username),
+                    *review.refresh(username), *admin.refresh(username))
+
+        demo.load(on_load, None, [who, admin_tab, *history.outputs, *review.outputs, *admin.outputs],
+                  api_visibility="private", queue=False)
+
+        def on_unload(request: gr.Request):
+            shutil.rmtree(session_dir(studio, request), ignore_errors=True)
+
+        demo.unload(on_unload)
+
+        gpu_events = track_gpu_jobs(demo, studio)
+
+        def on_stop(request: gr.Request):
+            hits = studio.jobs.cancel(owner=getattr(request, "session_hash", None) or "")
+            if hits:
+                gr.Info(f"Stopping {', '.join(j.kind for j in hits)} at the next step; nothing from it is saved.")
+            return jobs_line(studio, demo)
+
+        stop.click(on_stop, None, jobs, queue=False, api_visibility="private")
+        if gpu_events:
+            stop.click(None, None, None, cancels=gpu_events)
+        timer = gr.Timer(2.0)
+        timer.tick(lambda: jobs_line(studio, demo), None, jobs, queue=False, api_visibility="private",
+                   show_progress="hidden")
     return demo

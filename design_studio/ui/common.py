@@ -6,6 +6,7 @@ import functools
 import gradio as gr
 
 from ..errors import StudioError
+from ..services.jobs import step as job_step
 
 
 def user_errors(fn):
@@ -23,6 +24,7 @@ def user_errors(fn):
 
 def progress_adapter(progress: gr.Progress):
     def report(fraction: float, message: str) -> None:
+        job_step(fraction, message)  # raises Cancelled when the user pressed Stop
         progress(fraction, desc=message)
 
     return report

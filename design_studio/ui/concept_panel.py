@@ -9,6 +9,7 @@ import gradio as gr
 from ..errors import InvalidRequest
 from ..services import Studio
 from .common import optional_int, progress_adapter, user_errors
+from .shortlist_panel import build_shortlist_panel
 
 CHOOSE_HINT = "Generate concepts, then click one to choose it."
 NO_PRESET = "none"
@@ -230,4 +231,5 @@ def build_results(studio: Studio, inputs: ConceptInputs) -> ConceptResults:
     reuse.click(on_reuse, [selected], [i.prompt, i.negative, i.preset, i.seed, i.n, i.steps, i.guidance, i.width,
                                        i.height, i.scheduler, i.adapters, i.strength, i.start_from, i.speed],
                 api_name="reuse_settings")
+    build_shortlist_panel(studio, selected)
     return ConceptResults(gallery, chosen, design_ids, selected)
