@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import core
+from .commands import batch, core
 from .errors import StudioError
 
 EXIT_BAD_INPUT = 2
 
 #: One ``register(subparsers)`` per area; add a line here for a new area.
-COMMAND_MODULES = [core]
+COMMAND_MODULES = [core, batch]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,8 +24,13 @@ class ConceptsMixin:
         project: str | None = None,
         actor: str = "",
         on_progress: ProgressFn | None = None,
+        extra_params: dict | None = None,
     ) -> list[Design]:
-        """Text -> N concept images, each saved as a PNG with its parameters and recorded as a design."""
+        """Text -> N concept images, each saved as a PNG with its parameters and recorded as a design.
+
+        ``extra_params`` (e.g. a batch run's item key) are added to each image's parameters, both in
+        the PNG metadata and in the design record.
+        """
         from pipelines.concept import ConceptRequest, check_request, png_bytes
 
         d = self.defaults
@@ -51,6 +56,8 @@ class ConceptsMixin:
         proj = self.store.project(project)
         rows = []
         for item in images:
+            if extra_params:
+                item.params = dict(item.params, **extra_params)
             meta = dict(item.params, project=proj.name, created_by=actor, kind="image")
             rel, digest = self.store.files.put(png_bytes(item.image, meta), ".png")
             rows.append(dict(

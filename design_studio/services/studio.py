@@ -14,11 +14,12 @@ from ..errors import InvalidRequest
 from ..settings import Settings
 from ..store import Design, Store
 from .base import translate_errors
+from .batch import BatchMixin
 from .concepts import ConceptsMixin
 from .meshes import MeshesMixin
 
 
-class Studio(ConceptsMixin, MeshesMixin):
+class Studio(ConceptsMixin, MeshesMixin, BatchMixin):
     """One per process. Thread-safe for model loading; the UI queue serialises GPU work."""
 
     def __init__(self, settings: Settings | None = None):
