@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..services import Studio
+from .batch_tab import build_batch_tab
 from .studio_tab import build_studio_tab
 
 
@@ -26,4 +27,6 @@ def build_app(studio: Studio) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Studio", id="studio"):
                 build_studio_tab(studio)
+            with gr.Tab("Batch", id="batch"):
+                build_batch_tab(studio)
     return demo
