@@ -26,7 +26,7 @@ class BackgroundBatch:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # Keep the job file beside its results: the upload's temp copy may vanish.
-        self.job_file = self.out_dir / f"job{Path(job_file).suffix.lower()}"
+        self.job_file = self.out_dir / f"job-{Path(job_file).name}"  # never the manifest's own name
         if Path(job_file).resolve() != self.job_file.resolve():
             shutil.copyfile(job_file, self.job_file)
         self.skip_invalid = skip_invalid

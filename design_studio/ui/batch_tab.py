@@ -83,6 +83,7 @@ def build_batch_tab(studio: Studio) -> None:
         batch.cancel()
         return "Cancelling after the current row; finished rows are kept and the same file resumes."
 
+    upload.change(lambda _path: "", [upload], [report], api_name=False)
     validate.click(on_validate, [upload], [report], api_name="batch_validate")
     start.click(on_start, [upload, skip_invalid], [current, status, gallery, sheet], api_name="batch_start",
                 concurrency_id="gpu")
