@@ -117,3 +117,34 @@ def test_disk_full_stops_cleanly_and_a_rerun_finishes(studio, tmp_path):
     assert sorted(d.params["batch_line"] for d in designs) == [1, 2, 3, 4, 5]
     assert len(list((out / "images").glob("*.png"))) == 5
     assert_clean(out)
+
+
+def test_an_invalid_file_runs_nothing_unless_skip_invalid(studio, tmp_path):
+    import pytest
+
+    from design_studio.errors import InvalidRequest
+
+    job = write_jsonl(tmp_path / "job.jsonl", [base_row("good bag", 1), dict(base_row("bad bag", 2), steps=0)])
+    out = tmp_path / "out"
+    with pytest.raises(InvalidRequest, match=r"line 2: column steps: 0 is out of range"):
+        studio.run_batch(job, out)
+    assert not out.exists() and all_designs(studio) == []
+    summary = studio.run_batch(job, out, skip_invalid=True)
+    assert summary.done_now == 1 and summary.invalid == ["line 2: column steps: 0 is out of range; "
+                                                         "accepted: a whole number from 1 to 150"]
+
+
+def test_torn_manifest_lines_are_skipped_and_merging_twice_changes_nothing(tmp_path):
+    shard = manifest.shard_path(tmp_path, 1)
+    with manifest.ShardWriter(shard, rank=1) as w:
+        w.append({"key": "a", "state": "running", "line": 1})
+        w.append({"key": "a", "state": "done", "line": 1})
+    with open(shard, "ab") as fh:
+        fh.write(b'{"key": "b", "state": "runn')  # a crash in the middle of a line
+    with manifest.ShardWriter(shard, rank=1) as w:  # a restarted process appends after it
+        w.append({"key": "b", "state": "failed", "line": 2, "reason": "x"})
+    states = manifest.merge(tmp_path)
+    assert {k: v["state"] for k, v in states.items()} == {"a": "done", "b": "failed"}
+    assert not shard.exists()
+    text = (tmp_path / "manifest.jsonl").read_text()
+    assert manifest.merge(tmp_path) == states and (tmp_path / "manifest.jsonl").read_text() == text

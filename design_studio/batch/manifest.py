@@ -48,6 +48,15 @@ def latest_states(records: list[dict]) -> dict[str, dict]:
     return out
 
 
+def collect(out_dir: Path) -> dict[str, dict]:
+    """The states of the manifest and all shards, read only (what ``merge`` would write)."""
+    out_dir = Path(out_dir)
+    records = read_records(out_dir / MANIFEST)
+    for shard in sorted(out_dir.glob(SHARD_GLOB)):
+        records.extend(read_records(shard))
+    return latest_states(records)
+
+
 def merge(out_dir: Path) -> dict[str, dict]:
     """Fold the shards into ``manifest.jsonl`` (atomic rewrite), then remove them; return the states.
 

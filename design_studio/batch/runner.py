@@ -49,6 +49,22 @@ def is_db_locked(exc: BaseException) -> bool:
     return "database is locked" in str(exc).lower() or "database table is locked" in str(exc).lower()
 
 
+def retry_locked(fn, attempts: int = 6):
+    """Call ``fn``; when another process holds the SQLite write lock past the busy timeout, wait and retry.
+
+    The failed write rolled back, so trying again cannot record anything twice.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if not is_db_locked(exc) or attempt == attempts - 1:
+                raise ItemFailed(f"database error: {str(exc).splitlines()[0]}") from None
+            time.sleep(0.5 * 2**attempt)
+
+
 # ------------------------------------------------------------------------------ processes
 class Dist:
     """One process (the CLI without a launcher, the UI)."""
@@ -66,6 +82,9 @@ class Dist:
 
     def gather(self, obj) -> list:
         return [obj]
+
+    def close(self) -> None:
+        pass
 
     @staticmethod
     def from_env() -> "Dist":
@@ -106,6 +125,9 @@ class AccelerateDist(Dist):
         from accelerate.utils import gather_object
 
         return list(gather_object([obj]))
+
+    def close(self) -> None:
+        self.state.destroy_process_group()
 
 
 # ------------------------------------------------------------------------------ items and results
@@ -249,8 +271,17 @@ class BatchRunner:
         self.dist.barrier()
         if self.dist.rank != 0:
             return self._summary(job, items, done_before, {}, results, started, merged=False)
-        states = manifest.merge(self.out_dir)
+        merge_failed = ""
+        try:
+            states = manifest.merge(self.out_dir)
+        except (OSError, ResourceExhausted) as exc:
+            if not is_disk_full(exc):
+                raise
+            # The shards are intact and the next start merges them; report from them meanwhile.
+            states, merge_failed = manifest.collect(self.out_dir), f"disk full while merging the manifest ({exc})"
         summary = self._summary(job, items, done_before, states, results, started, merged=True)
+        if merge_failed:
+            summary.stopped = "; ".join(x for x in (summary.stopped, merge_failed) if x)
         try:
             from .report import write_contact_sheet
 
@@ -276,6 +307,9 @@ class BatchRunner:
         stale_hang = self.out_dir / ".fault-hang"
         if stale_hang.exists():
             stale_hang.unlink()
+        # A process killed inside atomic_write leaves its temp file; the folder is this run's alone.
+        for leftover in self.out_dir.rglob(".tmp-*"):
+            leftover.unlink(missing_ok=True)
         states = manifest.merge(self.out_dir)
         done = {k for k, rec in states.items() if rec["state"] == "done"}
         # Items left "running" (a killed run) or "failed" are redone: their half-made designs go first.
@@ -380,7 +414,7 @@ class BatchRunner:
             mesh_kwargs = {"backend": row.mesh} if "backend" in inspect.signature(self.studio.make_mesh).parameters else {}
             for design in designs:
                 try:
-                    meshes.append(self.studio.make_mesh(design.id, actor=self.actor, **mesh_kwargs))
+                    meshes.append(retry_locked(lambda: self.studio.make_mesh(design.id, actor=self.actor, **mesh_kwargs)))
                 except StudioError as exc:
                     if is_disk_full(exc):
                         raise DiskFull(str(exc)) from exc
@@ -425,29 +459,19 @@ class BatchRunner:
         return designs
 
     def _generate_chunk(self, row, prompt, negative, tag, kwargs, seed: int, n: int) -> list:
-        from sqlalchemy.exc import OperationalError
-
         def on_progress(fraction: float, message: str) -> None:
             self.faults.check_oom(row.line, n)
 
-        for attempt in range(6):
-            try:
-                return self.studio.generate_concepts(
-                    prompt, negative_prompt=negative, n=n, seed=seed, steps=row.steps, guidance=row.guidance,
-                    width=row.width, height=row.height, project=row.project, actor=self.actor,
-                    on_progress=on_progress if self.faults else None, extra_params=tag, **kwargs,
-                )
-            except OperationalError as exc:
-                # Another process holds the SQLite write lock past the busy timeout: the failed insert
-                # rolled back, so trying the item again cannot record it twice.
-                if not is_db_locked(exc) or attempt == 5:
-                    raise ItemFailed(f"database error: {str(exc).splitlines()[0]}") from None
-                time.sleep(0.5 * 2**attempt)
-            except (InvalidRequest, StudioError) as exc:
-                if isinstance(exc, ResourceExhausted):
-                    raise
-                raise ItemFailed(str(exc)) from None
-        raise AssertionError("unreachable")
+        try:
+            return retry_locked(lambda: self.studio.generate_concepts(
+                prompt, negative_prompt=negative, n=n, seed=seed, steps=row.steps, guidance=row.guidance,
+                width=row.width, height=row.height, project=row.project, actor=self.actor,
+                on_progress=on_progress if self.faults else None, extra_params=tag, **kwargs,
+            ))
+        except ResourceExhausted:
+            raise
+        except StudioError as exc:
+            raise ItemFailed(str(exc)) from None
 
     # .................................................................. summary
     def _summary(self, job, items, done_before, states, results, started, *, merged: bool) -> BatchSummary:

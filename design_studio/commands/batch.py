@@ -70,6 +70,7 @@ def cmd_run(args) -> int:
         summary = runner.run()
     finally:
         bars.close()
+        dist.close()
     if dist.rank != 0:
         return 0
     for line in summary.lines():
