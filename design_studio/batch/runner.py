@@ -414,7 +414,8 @@ class BatchRunner:
             mesh_kwargs = {"backend": row.mesh} if "backend" in inspect.signature(self.studio.make_mesh).parameters else {}
             for design in designs:
                 try:
-                    meshes.append(retry_locked(lambda: self.studio.make_mesh(design.id, actor=self.actor, **mesh_kwargs)))
+                    meshes.append(retry_locked(
+                        lambda d=design: self.studio.make_mesh(d.id, actor=self.actor, **mesh_kwargs)))
                 except StudioError as exc:
                     if is_disk_full(exc):
                         raise DiskFull(str(exc)) from exc

@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import StudioError
 from .common import actor, add_common, settings_from
 
 EXIT_INVALID = 2
