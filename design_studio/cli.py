@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import core, users
+from .commands import batch, core, users
 from .errors import StudioError
 
 EXIT_BAD_INPUT = 2
 
 #: One ``register(subparsers)`` per area; add a line here for a new area.
-COMMAND_MODULES = [core, users]
+COMMAND_MODULES = [batch, core, users]
 
 
 def build_parser() -> argparse.ArgumentParser:

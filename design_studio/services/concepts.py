@@ -127,8 +127,13 @@ class ConceptsMixin:
         parent_id: int | None = None,
         relation: str = "",
         _lines_image=None,
+        extra_params: dict | None = None,
     ) -> list[Design]:
-        """Text (or sketch, or image) -> N concept images, each saved as a PNG with its parameters."""
+        """Text (or sketch, or image) -> N concept images, each saved as a PNG with its parameters.
+
+        ``extra_params`` (e.g. a batch run's item key) are added to each image's parameters, both in
+        the PNG metadata and in the design record.
+        """
         from PIL import Image
 
         from pipelines.adapters import check_adapters, parse_adapters
@@ -208,7 +213,7 @@ class ConceptsMixin:
         project_id = proj.id if proj is not None else parent.project_id
         rows = []
         for item in images:
-            params = dict(item.params, **extra)
+            params = dict(item.params, **extra, **(extra_params or {}))
             if parent_id is not None:
                 params["parent_id"] = parent_id
             meta = dict(params, project=proj.name if proj else "", created_by=actor, kind="image")

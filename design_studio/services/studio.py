@@ -14,12 +14,13 @@ from ..errors import InvalidRequest
 from ..settings import Settings
 from ..store import Design, Store
 from .base import translate_errors
+from .batch import BatchMixin
 from .concepts import ConceptsMixin
 from .meshes import MESH_ROLES, MeshesMixin
 from .team import TeamMixin
 
 
-class Studio(ConceptsMixin, MeshesMixin, TeamMixin):
+class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin):
     """One per process. Thread-safe for model loading; the UI queue serialises GPU work."""
 
     def __init__(self, settings: Settings | None = None):
