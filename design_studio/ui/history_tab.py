@@ -72,7 +72,7 @@ def build_history_tab(studio: Studio) -> HistoryTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             with gr.Row():
-                design_id = gr.Number(label="Design #", precision=0, elem_id="open-id", minimum=1)
+                design_id = gr.Number(label="Design #", value=None, precision=0, elem_id="open-id")
                 open_btn = gr.Button("Open", elem_id="open-design")
             image = gr.Image(label="Design", height=300, interactive=False, elem_id="open-image")
             model3d = gr.Model3D(label="3D", height=300, visible=False, elem_id="open-model3d")
