@@ -50,7 +50,7 @@ def test_failing_rows_are_recorded_and_the_rest_is_done(studio, tmp_path):
 
     assert (summary.done_now, summary.images, summary.meshes) == (2, 5, 1)
     failed = {f["line"]: f["reason"] for f in summary.failed}
-    assert failed[2].startswith("sketch mode not available in this build")
+    assert failed[2].startswith("sketch is empty")
     assert "out of memory" in failed[3]
     states = manifest.read_records(out / "manifest.jsonl")
     assert sorted((r["line"], r["state"]) for r in states) == [(1, "done"), (2, "failed"), (3, "failed"), (4, "done")]
@@ -72,7 +72,7 @@ def test_failing_rows_are_recorded_and_the_rest_is_done(studio, tmp_path):
     mesh = trimesh.load(out / next(r for r in states if r["line"] == 1)["meshes"][0]["file"], force="mesh")
     assert len(mesh.faces) > 0
     sheet = (out / "contact-sheet.html").read_text()
-    assert "sketch mode not available" in sheet and bag.name in sheet
+    assert "sketch is empty" in sheet and bag.name in sheet
     assert_clean(out)
     assert_clean(studio.settings.files_dir)
 

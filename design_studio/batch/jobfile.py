@@ -15,23 +15,17 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import catalog
+from ..settings import REPO_ROOT
+
 MAX_SEED = 2**32 - 1
 MAX_ROWS = 100_000
 SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
-#: Product categories a row may name; each adds a product-shot template to the prompt. The concept
-#: issue ships editable presets in ``assets/``; when ``generate_concepts`` takes ``preset=`` these
-#: names are handed over instead of the template.
-CATEGORIES: dict[str, tuple[str, str]] = {
-    "handbag": ("{prompt}, luxury handbag, studio product shot, plain light background", "people, clutter, text"),
-    "shoe": ("{prompt}, luxury shoe, side view product shot, plain light background", "people, feet, clutter, text"),
-    "scarf": ("{prompt}, silk scarf print, flat lay, full square visible", "people, folds hiding the print, text"),
-    "small-leather-goods": ("{prompt}, small leather goods, studio product shot, plain background", "clutter, text"),
-    "watch": ("{prompt}, luxury watch, dial facing camera, studio product shot, plain background", "people, text"),
-    "jewellery": ("{prompt}, fine jewellery, macro product shot, plain dark background", "people, clutter, text"),
-    "garment": ("{prompt}, garment on an invisible mannequin, front view, plain background", "faces, clutter, text"),
-}
-MESH_BACKENDS = ("depth-relief",)
+#: Product categories a row may name: the style presets shipped in ``assets/presets`` (the studio's
+#: concept presets add the product-shot template and negative prompt).
+CATEGORIES: tuple[str, ...] = tuple(sorted(p.stem for p in (REPO_ROOT / "assets" / "presets").glob("*.json")))
+MESH_BACKENDS: tuple[str, ...] = tuple(catalog.MESH_BACKENDS)
 
 #: Column names as written in files (lower case, spaces or hyphens as underscores) -> our field.
 ALIASES = {

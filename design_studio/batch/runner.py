@@ -7,7 +7,6 @@ the pending items, and the first process merges the shard manifests and writes t
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -22,7 +21,7 @@ from ..errors import InvalidRequest, ResourceExhausted, StudioError
 from ..store.files import atomic_write
 from . import manifest
 from .faults import Faults
-from .jobfile import CATEGORIES, Job, JobRow, canonical_json
+from .jobfile import Job, JobRow, canonical_json
 
 RUN_FILE = "run.json"
 
@@ -388,21 +387,10 @@ class BatchRunner:
     # .................................................................. one item
     def _do_item(self, item: Item) -> dict:
         row = item.row
-        gen_params = inspect.signature(self.studio.generate_concepts).parameters
-        if row.sketch and "sketch" not in gen_params:
-            raise ItemFailed("sketch mode not available in this build (the row names a sketch)")
-        if row.adapters and "adapters" not in gen_params:
-            raise ItemFailed("adapters not available in this build (the row names "
-                             f"{', '.join(name for name, _ in row.adapters)})")
         kwargs: dict = {}
         prompt, negative = row.prompt, row.negative_prompt
         if row.category:
-            if "preset" in gen_params:
-                kwargs["preset"] = row.category
-            else:
-                template, extra_negative = CATEGORIES[row.category]
-                prompt = template.format(prompt=row.prompt)
-                negative = ", ".join(x for x in (negative, extra_negative) if x)
+            kwargs["preset"] = row.category
         if row.sketch:
             kwargs["sketch"] = row.sketch
         if row.adapters:
@@ -416,7 +404,7 @@ class BatchRunner:
 
         meshes = []
         if row.mesh:
-            mesh_kwargs = {"backend": row.mesh} if "backend" in inspect.signature(self.studio.make_mesh).parameters else {}
+            mesh_kwargs = {"backend": row.mesh}
             for design in designs:
                 try:
                     meshes.append(retry_locked(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import shutil
 
 import gradio as gr
@@ -52,6 +53,11 @@ def track_gpu_jobs(demo: gr.Blocks, studio: Studio) -> list:
         if block_fn.concurrency_id != "gpu" or block_fn.fn is None:
             continue
         inner = block_fn.fn
+        if inspect.isgeneratorfunction(inner):
+            # Streaming events (the Batch tab) watch work that has its own job record and cancel;
+            # a plain wrapper would hide that they are generators from Gradio.
+            gpu.append(block_fn.get_config())
+            continue
 
         @functools.wraps(inner)
         def run(*args, __inner=inner, __name=block_fn.api_name or block_fn.name, **kwargs):
