@@ -19,6 +19,10 @@ def prepare_environment(settings: Settings) -> None:
     """Offline flags and a private Gradio temp dir, set before gradio or the hub are imported."""
     for key, value in QUIET_ENV.items():
         os.environ[key] = value
+    if settings.guarded:  # governance hook: loopback only, share links refused
+        from brand_guard.egress import install_guard
+
+        install_guard()
     temp = settings.scratch_dir / "gradio"
     temp.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(temp)
@@ -50,6 +54,10 @@ def launch_options(settings: Settings) -> dict:
 
 
 def launch(settings: Settings, **overrides):
+    if settings.guarded:  # governance hook: a public share link would send the archive's outputs off-machine
+        from brand_guard.egress import refuse_share
+
+        refuse_share(bool(overrides.get("share")))
     studio, demo = create(settings)
     for st in studio.model_status():
         if not st.available:

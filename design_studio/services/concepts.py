@@ -52,13 +52,20 @@ class ConceptsMixin:
         rows = []
         for item in images:
             meta = dict(item.params, project=proj.name, created_by=actor, kind="image")
-            rel, digest = self.store.files.put(png_bytes(item.image, meta), ".png")
+            uid = self._new_uid()  # governance hook
+            params = dict(item.params, uid=uid, **self._governance_params())  # governance hook
+            data = self._stamp_png(item.image, dict(  # governance hook: watermark + signed record
+                design_uid=uid, actor=actor, prompt=req.prompt, negative_prompt=req.negative_prompt, seed=item.seed,
+                model=model.name, revision=model.revision, params=item.params, kind="concept"), extra_meta=meta)
+            rel, digest = self.store.files.put(data, ".png")
             rows.append(dict(
                 project_id=proj.id, kind="image", prompt=req.prompt, negative_prompt=req.negative_prompt,
-                seed=item.seed, model=model.name, revision=model.revision, params=item.params,
-                file=rel, sha256=digest, created_by=actor,
+                seed=item.seed, model=model.name, revision=model.revision, params=params,
+                file=rel, sha256=digest, created_by=actor, uid=uid,
             ))
-        return self.store.add_designs(rows)
+        designs = self.store.add_designs(rows)
+        self._after_designs_created(designs, actor)  # governance hook: manifests + ledger events
+        return designs
 
     def import_image(self, source: str | Path | bytes, *, project: str | None = None, actor: str = "",
                      name: str | None = None) -> Design:
@@ -69,7 +76,13 @@ class ConceptsMixin:
         with translate_errors():
             image = open_image(source, max_pixels=self.settings.max_image_pixels, name=name)
         meta = {"model": "upload", "source_name": name or (str(source) if not isinstance(source, bytes) else "")}
-        rel, digest = self.store.files.put(png_bytes(image, meta), ".png")
+        uid = self._new_uid()  # governance hook
+        data = self._stamp_png(image, dict(design_uid=uid, actor=actor, model="upload", params=meta,  # governance hook
+                                           kind="upload"), extra_meta=meta)
+        rel, digest = self.store.files.put(data, ".png")
         proj = self.store.project(project)
-        return self.store.add_design(project_id=proj.id, kind="image", model="upload", revision="",
-                                     params=meta, file=rel, sha256=digest, created_by=actor)
+        design = self.store.add_design(project_id=proj.id, kind="image", model="upload", revision="",
+                                       params=dict(meta, uid=uid, **self._governance_params()), file=rel,
+                                       sha256=digest, created_by=actor, uid=uid)
+        self._after_designs_created([design], actor)  # governance hook
+        return design

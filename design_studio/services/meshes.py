@@ -36,11 +36,18 @@ class MeshesMixin:
                     on_progress(fraction, stage)
             result = backend.reconstruct(image, options, on_progress=report)
             glb = export_glb(result.mesh)
-        rel, digest = self.store.files.put(glb, ".glb")
         params = dict(result.params, backend=result.backend, faces=int(len(result.mesh.faces)),
                       vertices=int(len(result.mesh.vertices)), size_cm=size_cm)
-        return self.store.add_design(
+        uid = self._new_uid()  # governance hook
+        glb = self._stamp_glb(glb, dict(design_uid=uid, actor=actor, prompt=parent.prompt, seed=parent.seed,  # governance hook
+                                        model=result.model, revision=result.revision, params=params,
+                                        parents=[parent.uid or str(parent.id)], kind="mesh"))
+        rel, digest = self.store.files.put(glb, ".glb")
+        design = self.store.add_design(
             project_id=parent.project_id, kind="mesh", parent_id=parent.id, prompt=parent.prompt,
             negative_prompt=parent.negative_prompt, seed=parent.seed, model=result.model,
-            revision=result.revision, params=params, file=rel, sha256=digest, created_by=actor,
+            revision=result.revision, params=dict(params, uid=uid, **self._governance_params()), file=rel,
+            sha256=digest, created_by=actor, uid=uid,
         )
+        self._after_designs_created([design], actor)  # governance hook
+        return design

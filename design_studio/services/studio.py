@@ -15,10 +15,11 @@ from ..settings import Settings
 from ..store import Design, Store
 from .base import translate_errors
 from .concepts import ConceptsMixin
+from .governance import GovernanceMixin
 from .meshes import MeshesMixin
 
 
-class Studio(ConceptsMixin, MeshesMixin):
+class Studio(ConceptsMixin, MeshesMixin, GovernanceMixin):
     """One per process. Thread-safe for model loading; the UI queue serialises GPU work."""
 
     def __init__(self, settings: Settings | None = None):
@@ -54,6 +55,7 @@ class Studio(ConceptsMixin, MeshesMixin):
         with self._lock:
             if key not in self._models:
                 entry, path = catalog.require(self.settings.profile, role, self.settings.resolved_models_dir)
+                self._check_model_path(path)  # governance hook: guarded mode refuses pickles / remote code
                 self._models[key] = self._load(role, entry, path)
             return self._models[key]
 
