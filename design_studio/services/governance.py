@@ -356,11 +356,16 @@ class GovernanceMixin:
                             supplier=supplier, material=material, cost=str(amount), currency=currency,
                             ordered_by=actor, note=note)
             s.add(sample)
-            s.flush()
-            # The event commits in its own transaction; if it is refused, the sample row rolls back with it.
+        # The ledger appends under its own write lock (BEGIN IMMEDIATE), so the row is committed first and
+        # removed again if the event is refused: no sample exists that the ledger does not know.
+        try:
             self._append("sample_ordered", actor, role, "sample", str(sample.id), ctx.payload(
                 design_id=design.id, sample_id=sample.id, supplier=supplier, material=material,
                 cost=str(amount), currency=currency))
+        except BaseException:
+            with transaction(self.store.sessions) as s:
+                s.delete(s.get(Sample, sample.id))
+            raise
         return sample
 
     def samples(self, design_id: int | None = None, collection: str | None = None) -> list[Sample]:
@@ -398,13 +403,12 @@ class GovernanceMixin:
                    "sample_id": sample.id, **extra}
         if sample.season:
             payload["season"] = sample.season
+        self._append(event, actor, role, "sample", str(sample.id), payload)  # the ledger first: it is the record
         with transaction(self.store.sessions) as s:
             row = s.get(Sample, sample.id)
             row.status, row.updated_at = status, utcnow()
             if extra.get("reason") or extra.get("note"):
                 row.note = str(extra.get("reason") or extra.get("note"))
-            s.flush()
-            self._append(event, actor, role, "sample", str(sample.id), payload)
             return row
 
     def receive_sample(self, sample_id: int | None = None, *, design_id: int | None = None, actor: str, role: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..services import Studio
+from .ledger_tab import build_ledger_tab
 from .studio_tab import build_studio_tab
 
 
@@ -26,4 +27,6 @@ def build_app(studio: Studio) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Studio", id="studio"):
                 build_studio_tab(studio)
+            with gr.Tab("Ledger", id="ledger"):
+                build_ledger_tab(studio)
     return demo
