@@ -27,19 +27,24 @@ def chain_status(studio: Studio) -> str:
     return f"**Ledger chain BROKEN at entry {result.first_bad_seq}** · {result.reason}"
 
 
-def ratio_frame(rows: list[dict]) -> pd.DataFrame:
-    """Samples per style released, per collection and season, beside the baseline and the target band."""
-    data = []
+def ratio_frame(rows: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """Samples per style released, per collection (and season when several), beside the baseline and the
+    target band; returns the frame and the bar order."""
+    several_seasons = len({r["season"] for r in rows}) > 1
+    data, order = [], []
     for r in rows:
-        name = r["collection"] if r["season"] == "unspecified" else f"{r['collection']} {r['season']}"
+        name = f"{r['collection']} {r['season']}" if several_seasons else r["collection"]
         current, base = r["samples_per_style_released"], r["baseline_samples_per_style"]
-        series = [("This season", current), ("Baseline", base)]
+        series = [("Baseline", base)]
         if base:
             series += [("Target −20 %", base * 0.8), ("Target −30 %", base * 0.7)]
+        series.append(("This season", current))
         for label, value in series:
             if value is not None:
-                data.append({"bar": f"{name} · {label}", "series": label, "samples per style": round(float(value), 3)})
-    return pd.DataFrame(data, columns=["bar", "series", "samples per style"])
+                bar = f"{name} · {label.replace('Target ', '')}"
+                order.append(bar)
+                data.append({"bar": bar, "series": label, "samples per style": round(float(value), 3)})
+    return pd.DataFrame(data, columns=["bar", "series", "samples per style"]), order
 
 
 def funnel_frame(counts: dict[str, int]) -> pd.DataFrame:
@@ -53,20 +58,20 @@ def approval_frame(days: list[float]) -> pd.DataFrame:
 
 def summary_frame(rows: list[dict]) -> pd.DataFrame:
     def pct(v):
-        return "" if v is None else f"{v * 100:+.0f} %"
+        return "" if v is None else f"{v * 100:+.0f} %".replace("-", "−")
 
     def num(v):
         return "" if v is None else f"{v:.2f}"
 
     return pd.DataFrame([{
-        "collection": r["collection"], "season": r["season"], "styles released": r["styles_released"],
-        "samples": r["samples_ordered"], "samples / style": num(r["samples_per_style_released"]),
+        "collection": r["collection"], "season": r["season"], "released": r["styles_released"],
+        "samples": r["samples_ordered"], "per style": num(r["samples_per_style_released"]),
         "baseline": num(r["baseline_samples_per_style"]), "change": pct(r["samples_change"]),
-        "target −20…−30 %": r["samples_target"].replace("_", " "),
-        "median days to approval": num(r["median_days_to_approval"]),
-        "p90 days": num(r["p90_days_to_approval"]),
-        "sample cost": ", ".join(f"{v} {k}" for k, v in r["sample_cost"].items()),
-    } for r in rows])
+        "target": r["samples_target"].replace("_", " "),
+        "median days": num(r["median_days_to_approval"]), "p90 days": num(r["p90_days_to_approval"]),
+        "cost": ", ".join(f"{v} {k}" for k, v in r["sample_cost"].items()),
+    } for r in rows], columns=["collection", "season", "released", "samples", "per style", "baseline", "change",
+                               "target", "median days", "p90 days", "cost"])
 
 
 def samples_frame(studio: Studio, collection: str | None) -> pd.DataFrame:
@@ -89,7 +94,8 @@ def dashboard(studio: Studio, collection: str | None, season: str | None):
     all_groups = compute(entries)
     collections = sorted({g.collection for g in all_groups} | {p.name for p in studio.store.projects()})
     seasons = sorted({g.season for g in all_groups})
-    return (ratio_frame(rows), funnel_frame(funnel(entries, collection, season)), approval_frame(days),
+    ratios, order = ratio_frame(rows)
+    return (gr.BarPlot(value=ratios, sort=order), funnel_frame(funnel(entries, collection, season)), approval_frame(days),
             summary_frame(rows), chain_status(studio), [ALL, *collections], [ALL, *seasons])
 
 
@@ -108,14 +114,15 @@ def build_ledger_tab(studio: Studio) -> None:
         ratios_csv = gr.DownloadButton("Ratios CSV", scale=0, min_width=140, elem_id="ratios-csv")
     with gr.Row():
         ratio_plot = gr.BarPlot(x="bar", y="samples per style", color="series", color_map=SERIES_COLOURS,
-                                title="Samples per style released vs baseline", x_title="", x_label_angle=-20,
-                                height=300, elem_id="ratio-plot", scale=3)
+                                title="Samples per style released vs baseline and the −20…−30 % target",
+                                x_title=" ", y_lim=[0, None], x_label_angle=-25, height=320, elem_id="ratio-plot", scale=3)
         funnel_plot = gr.BarPlot(x="stage", y="styles", title="Funnel: styles per stage", sort=list(STAGE_LABELS.values()),
-                                 height=300, elem_id="funnel-plot", scale=2)
+                                 x_title=" ", y_lim=[0, None], height=320, elem_id="funnel-plot", scale=2)
     with gr.Row():
         days_plot = gr.BarPlot(x="time to approval", y="styles", title="Time from first concept to approval",
-                               sort=[b[2] for b in DAY_BINS], height=260, elem_id="approval-plot", scale=2)
-        summary = gr.Dataframe(label="Ratios per collection and season", interactive=False, wrap=True,
+                               sort=[b[2] for b in DAY_BINS], y_lim=[0, None], height=280, elem_id="approval-plot", scale=2)
+        summary = gr.Dataframe(label="Ratios per collection and season (target: samples per style −20…−30 % vs baseline)",
+                               interactive=False, wrap=False,
                                elem_id="ratio-table", scale=3)
 
     with gr.Accordion("Samples and production", open=True):
@@ -139,60 +146,56 @@ def build_ledger_tab(studio: Studio) -> None:
         act_result = gr.Markdown(elem_id="sample-result")
         samples = gr.Dataframe(label="Samples", interactive=False, elem_id="samples-table")
 
-    outputs = [ratio_plot, funnel_plot, days_plot, summary, status, collection, season]
+    outputs = [ratio_plot, funnel_plot, days_plot, summary, status, collection, season, samples, ledger_csv, ratios_csv]
+
+    def export_files(coll, seas) -> tuple[str, str]:
+        """Write the ledger and the ratio report as CSV where the server may serve them; return their paths."""
+        folder = studio.settings.downloads_dir / "ledger"
+        folder.mkdir(parents=True, exist_ok=True)
+        ledger_file = folder / "ledger.csv"
+        studio.ledger.export_csv(ledger_file)
+        name = "-".join(x for x in ("ratios", _filter(coll), _filter(seas)) if x)
+        ratios_file = folder / ("".join(c if c.isalnum() or c in "-_" else "_" for c in name) + ".csv")
+        ratios_file.write_text(studio.ratio_report(_filter(coll), _filter(seas), "csv"), encoding="utf-8")
+        return str(ledger_file), str(ratios_file)
 
     def on_refresh(coll, seas):
         r, f, d, s, st, colls, seasons = dashboard(studio, coll, seas)
-        return (r, f, d, s, st, gr.Dropdown(choices=colls, value=coll if coll in colls else ALL),
-                gr.Dropdown(choices=seasons, value=seas if seas in seasons else ALL), samples_frame(studio, _filter(coll)))
+        coll = coll if coll in colls else ALL
+        seas = seas if seas in seasons else ALL
+        return (r, f, d, s, st, gr.Dropdown(choices=colls, value=coll), gr.Dropdown(choices=seasons, value=seas),
+                samples_frame(studio, _filter(coll)), *export_files(coll, seas))
 
     for trigger in (refresh.click, collection.input, season.input):
-        trigger(on_refresh, [collection, season], outputs + [samples], api_name=False)
+        trigger(on_refresh, [collection, season], outputs, api_name=False)
     verify.click(lambda: chain_status(studio), None, status, api_name=False)
-
-    def export_ledger():
-        target = studio.settings.downloads_dir / "ledger" / "ledger.csv"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        studio.ledger.export_csv(target)
-        return str(target)
-
-    def export_ratios(coll, seas):
-        name = "-".join(x for x in ("ratios", _filter(coll), _filter(seas)) if x).replace("/", "_").replace(" ", "_")
-        target = studio.settings.downloads_dir / "ledger" / f"{name}.csv"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(studio.ratio_report(_filter(coll), _filter(seas), "csv"), encoding="utf-8")
-        return str(target)
-
-    ledger_csv.click(export_ledger, None, ledger_csv, api_name="export_ledger")
-    ratios_csv.click(export_ratios, [collection, season], ratios_csv, api_name="export_ratios")
 
     def act(kind):
         @user_errors
-        def handler(design_id, who, role_, supplier_, material_, cost_, currency_, sku_, note_, coll):
+        def handler(design_id, who, role_, supplier_, material_, cost_, currency_, sku_, note_):
             design_id = optional_int(design_id)
             if design_id is None:
                 raise gr.Error("enter a design number first")
             if kind == "order":
                 s = studio.order_sample(design_id, supplier_, material_, cost_, currency_, actor=who, role=role_, note=note_ or "")
-                msg = f"Sample #{s.id} ordered for design #{design_id}: {s.supplier}, {s.material}, {s.cost} {s.currency}."
-            elif kind == "receive":
+                return f"Sample #{s.id} ordered for design #{design_id}: {s.supplier}, {s.material}, {s.cost} {s.currency}."
+            if kind == "receive":
                 s = studio.receive_sample(design_id=design_id, actor=who, role=role_, note=note_ or "")
-                msg = f"Sample #{s.id} of design #{design_id} received."
-            elif kind == "reject":
+                return f"Sample #{s.id} of design #{design_id} received."
+            if kind == "reject":
                 s = studio.reject_sample(design_id=design_id, actor=who, role=role_, reason=note_ or "")
-                msg = f"Sample #{s.id} of design #{design_id} rejected."
-            else:
-                e = studio.release_to_production(design_id, sku_, actor=who, role=role_)
-                msg = f"Design #{design_id} released to production as {sku_} (ledger entry {e.seq})."
-            return (msg, *on_refresh(coll, ALL))
+                return f"Sample #{s.id} of design #{design_id} rejected."
+            e = studio.release_to_production(design_id, sku_, actor=who, role=role_)
+            return f"Design #{design_id} released to production as {sku_} (ledger entry {e.seq})."
 
         return handler
 
-    inputs = [design, actor, role, supplier, material, cost, currency, sku, note, collection]
+    inputs = [design, actor, role, supplier, material, cost, currency, sku, note]
     for button, kind in ((order, "order"), (receive, "receive"), (reject, "reject"), (release, "release")):
-        button.click(act(kind), inputs, [act_result, *outputs, samples], api_name=f"sample_{kind}" if kind != "release" else "release")
+        button.click(act(kind), inputs, act_result, api_name="release" if kind == "release" else f"sample_{kind}") \
+            .success(on_refresh, [collection, season], outputs, api_name=False)
 
     # Fill everything from the ledger each time the page loads (the ledger moves on between visits)
     root = gr.context.Context.root_block
     if root is not None:
-        root.load(on_refresh, [collection, season], outputs + [samples], api_name=False)
+        root.load(on_refresh, [collection, season], outputs, api_name=False)
