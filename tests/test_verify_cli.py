@@ -98,3 +98,17 @@ def test_plain_png_is_unknown(settings, monkeypatch, capsys, tmp_path):
     textured(1, 64).save(plain)
     code, out, err = run(capsys, "verify", str(plain))
     assert code == 3 and json.loads(out)["status"] == "unknown" and "no studio provenance" in err
+
+
+def test_cli_exports_carry_their_manifest_and_verify(settings, monkeypatch, capsys, tmp_path):
+    for key, value in cli_env(settings).items():
+        monkeypatch.setenv(key, value)
+    source = tmp_path / "sketch.png"
+    textured(4, 96).save(source)
+    out = tmp_path / "bag.glb"
+    assert main(["mesh", str(source), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert manifest_path(out).is_file()
+    code, printed, err = run(capsys, "verify", str(out))
+    assert code == 0, err
+    assert json.loads(printed)["record"]["kind"] == "mesh"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import StudioError
 from .common import actor, add_common, settings_from, studio_from, unique_target
+from .governance import copy_manifest
 
 
 def cmd_launch(args) -> int:
@@ -26,6 +27,7 @@ def cmd_generate(args) -> int:
     for d in designs:
         target = unique_target(out_dir, f"design-{d.id}-seed-{d.seed}.png")
         shutil.copyfile(studio.store.file_path(d), target)
+        copy_manifest(studio.store.file_path(d), target)  # governance hook: the signed sidecar travels too
         print(f"{target}\tdesign {d.id}\tseed {d.seed}")
     return 0
 
@@ -41,6 +43,7 @@ def cmd_mesh(args) -> int:
     mesh = studio.make_mesh(image.id, resolution=args.resolution, size_cm=args.size_cm, actor=actor())
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(studio.store.file_path(mesh), out)
+    copy_manifest(studio.store.file_path(mesh), out)  # governance hook
     print(f"{out}\tdesign {mesh.id}\tparent {image.id}\t{mesh.params['faces']} faces")
     return 0
 

@@ -31,6 +31,16 @@ def guard_process() -> None:
         install_guard()
 
 
+def copy_manifest(source: Path, target: Path) -> None:
+    """Copy the signed manifest of a stored file beside an exported copy (``target.manifest.json``)."""
+    import shutil
+
+    from brand_guard.provenance import manifest_path
+
+    if manifest_path(source).exists():
+        shutil.copyfile(manifest_path(source), manifest_path(target))
+
+
 def _passphrase(prompt: str = "Vault passphrase: ", env: str = "STUDIO_VAULT_PASSPHRASE", confirm: bool = False) -> str:
     value = os.environ.get(env)
     if value:
