@@ -3,7 +3,6 @@ serialised appends, a signed head file and signed checkpoints so edits, deletion
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json

@@ -19,6 +19,10 @@ def prepare_environment(settings: Settings) -> None:
     """Offline flags and a private Gradio temp dir, set before gradio or the hub are imported."""
     for key, value in QUIET_ENV.items():
         os.environ[key] = value
+    if settings.guarded:  # governance hook: loopback only, share links refused
+        from brand_guard.egress import install_guard
+
+        install_guard()
     temp = settings.scratch_dir / "gradio"
     temp.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(temp)
@@ -112,6 +116,10 @@ def start(settings: Settings, *, max_queue: int = QUEUE_MAX_SIZE, **overrides):
 
 
 def launch(settings: Settings, **overrides):
+    if settings.guarded:  # governance hook: a public share link would send the archive's outputs off-machine
+        from brand_guard.egress import refuse_share
+
+        refuse_share(bool(overrides.get("share")))
     from .services import Studio
 
     probe = Studio(settings)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import batch, core, users
+from .commands import batch, core, governance, users
 from .errors import StudioError
 
 EXIT_BAD_INPUT = 2
 
 #: One ``register(subparsers)`` per area; add a line here for a new area.
-COMMAND_MODULES = [batch, core, users]
+COMMAND_MODULES = [batch, core, governance, users]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    governance.guard_process()  # governance hook: guarded mode (STUDIO_GUARDED, default on)
     try:
         return args.func(args)
     except StudioError as exc:

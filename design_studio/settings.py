@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,14 +43,32 @@ class Settings(BaseSettings):
     max_image_pixels: int = 4096 * 4096
     max_upload_mb: int = 20
 
+    # Brand guard (governance): keys live outside the data dir; the vault holds the archive encrypted
+    key_dir: Path = Field(default_factory=lambda: Path.home() / ".config" / "design-studio" / "keys",
+                          description="studio signing key (Ed25519); never inside data_dir")
+    vault_dir: Path | None = Field(default=None, description="encrypted archive; default: data_dir/vault")
+    guarded: bool = Field(default=True, description="offline guard: loopback only, no share links, catalogue models only")
+    near_copy_threshold: int = Field(default=24, ge=0, le=128, description="hash distance (of 128 bits) at or under which a design is a near-copy")
+    season: str = Field(default="", max_length=40, description="season recorded with new styles, e.g. SS27")
+
     # Defaults a designer sees
     default_steps: int | None = None  # None: the profile's default
     default_images: int = 4
 
-    @field_validator("data_dir", "models_dir", "assets_dir", mode="after")
+    @field_validator("data_dir", "models_dir", "assets_dir", "key_dir", "vault_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(value).expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _keys_outside_data(self):
+        if self.key_dir == self.data_dir or self.data_dir in self.key_dir.parents:
+            raise ValueError(f"key_dir {self.key_dir} is inside data_dir {self.data_dir}; keep keys outside the data dir")
+        return self
+
+    @property
+    def resolved_vault_dir(self) -> Path:
+        return self.vault_dir or self.data_dir / "vault"
 
     @property
     def resolved_database_url(self) -> str:

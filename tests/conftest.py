@@ -34,7 +34,8 @@ def models_dir(tmp_path_factory) -> Path:
 def settings(tmp_path, models_dir):
     from design_studio.settings import Settings
 
-    return Settings(data_dir=tmp_path / "data", models_dir=models_dir, profile="tiny", device="cpu")
+    return Settings(data_dir=tmp_path / "data", models_dir=models_dir, profile="tiny", device="cpu",
+                    key_dir=tmp_path / "keys")  # keys outside the data dir, never in the real home
 
 
 @pytest.fixture

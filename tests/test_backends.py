@@ -32,7 +32,6 @@ def bag_image() -> Image.Image:
 
 
 def load_backend(name: str, models_dir: Path):
-    from design_studio import catalog
     from design_studio.settings import Settings
     from design_studio.services import Studio
 

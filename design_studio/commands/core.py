@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import StudioError
 from .common import actor, add_common, settings_from, studio_from, unique_target
+from .governance import copy_manifest
 
 
 def cmd_launch(args) -> int:
@@ -34,6 +35,7 @@ def cmd_generate(args) -> int:
     for d in designs:
         target = unique_target(out_dir, f"design-{d.id}-seed-{d.seed}.png")
         shutil.copyfile(studio.store.file_path(d), target)
+        copy_manifest(studio.store.file_path(d), target)  # governance hook: the signed sidecar travels too
         print(f"{target}\tdesign {d.id}\tseed {d.seed}")
     for note in designs[0].params.get("memory_fallbacks", []):
         print(f"note: {note}", file=sys.stderr)
@@ -78,6 +80,8 @@ def cmd_mesh(args) -> int:
         if Path(name).suffix.lower() == ".mtl":
             target = out.with_suffix(".mtl")
         target.write_bytes(data)
+        if args.format == "glb":  # governance hook: the signed sidecar travels with the GLB
+            copy_manifest(studio.store.file_path(mesh), target)
     if args.format == "obj":
         _relink_obj(out, files)
     p = mesh.params

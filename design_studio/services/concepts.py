@@ -134,10 +134,9 @@ class ConceptsMixin:
         ``extra_params`` (e.g. a batch run's item key) are added to each image's parameters, both in
         the PNG metadata and in the design record.
         """
-        from PIL import Image
 
         from pipelines.adapters import check_adapters, parse_adapters
-        from pipelines.concept import ConceptRequest, check_request, png_bytes
+        from pipelines.concept import ConceptRequest, check_request
         from pipelines.images import flatten_on_white
 
         d = self.defaults
@@ -217,13 +216,22 @@ class ConceptsMixin:
             if parent_id is not None:
                 params["parent_id"] = parent_id
             meta = dict(params, project=proj.name if proj else "", created_by=actor, kind="image")
-            rel, digest = self.store.files.put(png_bytes(item.image, meta), ".png")
+            uid = self._new_uid()  # governance hook: the id the watermark carries, known before the row
+            params.update(uid=uid, **self._governance_params())
+            data = self._stamp_png(item.image, dict(  # governance hook: watermark + signed record
+                design_uid=uid, actor=actor, prompt=req.prompt, negative_prompt=req.negative_prompt, seed=item.seed,
+                model=model.name, revision=model.revision, params=params, kind="concept",
+                adapters=[f"{a['name']}:{a['weight']:g}" for a in params.get("adapters") or []],
+                parents=[parent.uid or str(parent.id)] if parent_id is not None else []), extra_meta=meta)
+            rel, digest = self.store.files.put(data, ".png")
             rows.append(dict(
                 project_id=project_id, kind="image", parent_id=parent_id, prompt=req.prompt,
                 negative_prompt=req.negative_prompt, seed=item.seed, model=model.name, revision=model.revision,
-                params=params, file=rel, sha256=digest, created_by=actor,
+                params=params, file=rel, sha256=digest, created_by=actor, uid=uid,
             ))
-        return self.store.add_designs(rows)
+        designs = self.store.add_designs(rows)
+        self._after_designs_created(designs, actor)  # governance hook: manifests + ledger events
+        return designs
 
     # ------------------------------------------------------------------ iterate on a chosen design
     def _image_parent(self, design_id: int) -> Design:
@@ -291,13 +299,18 @@ class ConceptsMixin:
     def import_image(self, source: str | Path | bytes, *, project: str | None = None, actor: str = "",
                      name: str | None = None) -> Design:
         """Record an uploaded image (validated, re-encoded as PNG) as an image design."""
-        from pipelines.concept import png_bytes
         from pipelines.images import open_image
 
         with translate_errors():
             image = open_image(source, max_pixels=self.settings.max_image_pixels, name=name)
         meta = {"model": "upload", "source_name": name or (str(source) if not isinstance(source, bytes) else "")}
-        rel, digest = self.store.files.put(png_bytes(image, meta), ".png")
+        uid = self._new_uid()  # governance hook
+        data = self._stamp_png(image, dict(design_uid=uid, actor=actor, model="upload", params=meta,  # governance hook
+                                           kind="upload"), extra_meta=meta)
+        rel, digest = self.store.files.put(data, ".png")
         proj = self.store.project(project)
-        return self.store.add_design(project_id=proj.id, kind="image", model="upload", revision="",
-                                     params=meta, file=rel, sha256=digest, created_by=actor)
+        design = self.store.add_design(project_id=proj.id, kind="image", model="upload", revision="",
+                                       params=dict(meta, uid=uid, **self._governance_params()), file=rel,
+                                       sha256=digest, created_by=actor, uid=uid)
+        self._after_designs_created([design], actor)  # governance hook
+        return design

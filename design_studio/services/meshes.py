@@ -164,16 +164,37 @@ class MeshesMixin:
         start = time.perf_counter()
         shots = self.render_previews(result.mesh) if previews else {}
         timings["render"] = time.perf_counter() - start
-        rel, digest = self.store.files.put(glb, ".glb")
         params = dict(result.params, backend=result.backend, faces=int(len(result.mesh.faces)),
                       vertices=int(len(result.mesh.vertices)), size_cm=size_cm, face_budget=options.face_budget,
                       texture_size=options.texture_size, material=options.material, previews=shots)
-        return self.store.add_design(
-            project_id=project_id, kind="mesh", parent_id=parent.id if parent else None,
-            prompt=parent.prompt if parent else prompt, negative_prompt=parent.negative_prompt if parent else "",
-            seed=parent.seed if parent else options.seed, model=result.model, revision=result.revision,
-            params=params, file=rel, sha256=digest, created_by=actor,
-        )
+        return self._store_mesh_designs([dict(
+            glb=glb, project_id=project_id, parent=parent, prompt=parent.prompt if parent else prompt,
+            negative_prompt=parent.negative_prompt if parent else "", seed=parent.seed if parent else options.seed,
+            model=result.model, revision=result.revision, params=params,
+        )], actor)[0]
+
+    def _store_mesh_designs(self, items: list[dict], actor: str) -> list[Design]:
+        """Stamp provenance into each GLB, store it, record the designs, then sign and ledger them."""
+        rows = []
+        for item in items:
+            parent = item["parent"]
+            uid = self._new_uid()
+            params = dict(item["params"], uid=uid, **self._governance_params())
+            glb = self._stamp_glb(item["glb"], dict(
+                design_uid=uid, actor=actor, prompt=item["prompt"], seed=item["seed"], model=item["model"],
+                revision=item["revision"], params=params, kind="mesh",
+                parents=[parent.uid or str(parent.id)] if parent is not None else [],
+            ))
+            rel, digest = self.store.files.put(glb, ".glb")
+            rows.append(dict(
+                project_id=item["project_id"], kind="mesh", parent_id=parent.id if parent is not None else None,
+                prompt=item["prompt"], negative_prompt=item["negative_prompt"], seed=item["seed"],
+                model=item["model"], revision=item["revision"], params=params, file=rel, sha256=digest,
+                created_by=actor, uid=uid,
+            ))
+        designs = self.store.add_designs(rows)
+        self._after_designs_created(designs, actor)
+        return designs
 
     # ------------------------------------------------------------------ previews
     def render_previews(self, mesh, *, frames: int | None = None) -> dict:
@@ -265,19 +286,19 @@ class MeshesMixin:
                 raise InvalidRequest(f"number of colourways must be a positive integer, got {n!r}")
             chosen = chosen[:n]
         source, mesh = self.load_mesh(design_id)
-        rows = []
+        items = []
         with translate_errors():
             for colour in chosen:
                 variant = colourway(mesh, colour)
-                rel, digest = self.store.files.put(export_glb(variant), ".glb")
                 shots = self.render_previews(variant, frames=2) if previews else {}
                 params = dict(source.params or {}, colourway=colour.name, hex=colour.hex, palette=palette,
                               material=colour.material or (source.params or {}).get("material"), previews=shots)
-                params.pop("timings", None)
-                rows.append(dict(project_id=source.project_id, kind="mesh", parent_id=source.id, prompt=source.prompt,
-                                 negative_prompt=source.negative_prompt, seed=source.seed, model=source.model,
-                                 revision=source.revision, params=params, file=rel, sha256=digest, created_by=actor))
-        return self.store.add_designs(rows)
+                for key in ("timings", "uid", "watermark"):
+                    params.pop(key, None)
+                items.append(dict(glb=export_glb(variant), project_id=source.project_id, parent=source,
+                                  prompt=source.prompt, negative_prompt=source.negative_prompt, seed=source.seed,
+                                  model=source.model, revision=source.revision, params=params))
+        return self._store_mesh_designs(items, actor)
 
 
 def _reporter(on_progress):

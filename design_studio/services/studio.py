@@ -16,11 +16,12 @@ from ..store import Design, Store
 from .base import translate_errors
 from .batch import BatchMixin
 from .concepts import ConceptsMixin
+from .governance import GovernanceMixin
 from .meshes import MESH_ROLES, MeshesMixin
 from .team import TeamMixin
 
 
-class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin):
+class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin):
     """One per process. Thread-safe for model loading; the UI queue serialises GPU work."""
 
     def __init__(self, settings: Settings | None = None):
@@ -56,6 +57,7 @@ class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin):
         with self._lock:
             if key not in self._models:
                 entry, path = catalog.require(self.settings.profile, role, self.settings.resolved_models_dir)
+                self._check_model_path(path)  # governance hook: guarded mode refuses pickles / remote code
                 self._models[key] = self._load(role, entry, path)
             return self._models[key]
 

@@ -20,8 +20,28 @@ def _m002_team(conn) -> None:
     Base.metadata.create_all(conn, tables=[tables["users"], tables["shortlist_entries"], tables["decisions"]])
 
 
+def _m006_governance(conn) -> None:
+    """designs.uid (unique, backfilled), samples, ratio_baselines, and the ledger's tables.
+
+    Idempotent: a database created by migration 1 from the current models already has designs.uid."""
+    import uuid
+
+    from sqlalchemy import inspect, text
+
+    from brand_guard.ledger import ledger_metadata
+
+    columns = {c["name"] for c in inspect(conn).get_columns("designs")}
+    if "uid" not in columns:
+        conn.execute(text("ALTER TABLE designs ADD COLUMN uid VARCHAR(32)"))
+    for (design_id,) in conn.execute(text("SELECT id FROM designs WHERE uid IS NULL")).all():
+        conn.execute(text("UPDATE designs SET uid = :u WHERE id = :i"), {"u": uuid.uuid4().hex, "i": design_id})
+    conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ix_designs_uid ON designs (uid)"))
+    Base.metadata.create_all(conn, tables=[Base.metadata.tables["samples"], Base.metadata.tables["ratio_baselines"]])
+    ledger_metadata.create_all(conn)
+
+
 #: Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS = [_m001_initial, _m002_team]
+MIGRATIONS = [_m001_initial, _m002_team, _m006_governance]
 
 
 def migrate(engine: Engine) -> int:

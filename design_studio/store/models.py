@@ -1,6 +1,7 @@
 """Tables of the design store (SQLAlchemy 2.0 declarative)."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
@@ -48,6 +49,8 @@ class Design(Base):
     status: Mapped[str] = mapped_column(String(32), default="draft")
     created_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # Known before the row exists, so the watermark and signed provenance can carry it (migration 6).
+    uid: Mapped[str | None] = mapped_column(String(32), unique=True, index=True, default=lambda: uuid.uuid4().hex)
 
     project: Mapped[Project] = relationship(back_populates="designs")
     parent: Mapped["Design | None"] = relationship(remote_side=[id])
@@ -104,3 +107,6 @@ class Decision(Base):
     actor: Mapped[str] = mapped_column(String(100), default="")
     role: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+from .governance_tables import Baseline, Sample  # noqa: E402,F401  (tables of migration 6)

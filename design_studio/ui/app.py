@@ -12,6 +12,7 @@ from .admin_tab import build_admin_tab
 from .api import register_api
 from .batch_tab import build_batch_tab
 from .history_tab import build_history_tab
+from .ledger_tab import build_ledger_tab
 from .review_tab import build_review_tab
 from .studio_tab import build_studio_tab
 
@@ -104,6 +105,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 history = build_history_tab(studio)
             with gr.Tab("Review", id="review", elem_id="tab-review"):
                 review = build_review_tab(studio)
+            with gr.Tab("Ledger", id="ledger", elem_id="tab-ledger"):
+                build_ledger_tab(studio)
             with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
                 build_batch_tab(studio)
             with gr.Tab("Admin", id="admin", elem_id="tab-admin", visible=False) as admin_tab:

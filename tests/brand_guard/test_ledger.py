@@ -8,7 +8,7 @@ import multiprocessing as mp
 import time
 
 import pytest
-from sqlalchemy import create_engine, delete, insert, select, update
+from sqlalchemy import create_engine, delete, insert, update
 
 from brand_guard.canonical import canonical_json
 from brand_guard.errors import LedgerError, PermissionDenied
