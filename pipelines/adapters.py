@@ -45,6 +45,22 @@ class AdapterSource(Protocol):
     def load(self, name: str) -> AdapterWeights: ...
 
 
+class CombinedAdapterSource:
+    """Several sources as one: names from all of them, each name loaded from the first that has it."""
+
+    def __init__(self, sources: list):
+        self.sources = list(sources)
+
+    def names(self) -> list[str]:
+        return sorted({name for source in self.sources for name in source.names()})
+
+    def load(self, name: str) -> AdapterWeights:
+        for source in self.sources:
+            if name in source.names():
+                return source.load(name)
+        return self.sources[-1].load(name)  # the last source raises its own "unknown adapter" error
+
+
 class DirectoryAdapterSource:
     """Adapters as ``<dir>/<name>.safetensors``; nothing else is read (no pickles)."""
 

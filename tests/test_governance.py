@@ -169,5 +169,5 @@ def test_vault_adapter_source_lists_and_loads_adapters(studio, tmp_path, monkeyp
     studio.open_vault().add_blob("heritage-v1", save({"unet.x.lora_A.weight": torch.ones(2, 2)}), kind="adapter", actor="a")
     source = studio.adapter_source()
     assert source.names() == ["heritage-v1"]
-    assert torch.equal(source.load("heritage-v1")["unet.x.lora_A.weight"], torch.ones(2, 2))
+    assert torch.equal(source.load("heritage-v1").state_dict["unet.x.lora_A.weight"], torch.ones(2, 2))
     assert json.dumps(studio.open_vault().access_log()[-1]).count("generation") == 1

@@ -74,7 +74,7 @@ def test_train_lora_from_the_vault_leaves_no_plaintext_and_changes_outputs(studi
     assert any(e["purpose"] == "lora-training" and len(e["items"]) == 4 for e in studio.open_vault().access_log())
 
     # loading it by name into the tiny pipeline changes the image for the same seed
-    state = studio.adapter_source().load("heritage-v1")
+    state = studio.adapter_source().load("heritage-v1").state_dict
     pipe = StableDiffusionPipeline.from_pretrained(studio.settings.models_dir / "tiny" / "tiny-concept",
                                                    local_files_only=True, use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)
@@ -87,6 +87,18 @@ def test_train_lora_from_the_vault_leaves_no_plaintext_and_changes_outputs(studi
     pipe.load_lora_weights(state, adapter_name="heritage-v1")
     after = run()
     assert abs(after - before).max() > 1e-3
+
+    # and the studio generates with it by name: recorded in the design and its signed provenance
+    plain = studio.generate_concepts("a heritage design", n=1, seed=5)[0]
+    styled = studio.generate_concepts("a heritage design", n=1, seed=5, adapters=["heritage-v1:1.0"])[0]
+    import hashlib as _h
+
+    assert styled.params["adapters"] == [{"name": "heritage-v1", "weight": 1.0,
+                                          "sha256": _h.sha256(result.safetensors_bytes).hexdigest()}]
+    assert studio.store.file_path(plain).read_bytes() != studio.store.file_path(styled).read_bytes()
+    verdict = studio.verify_file(studio.store.file_path(styled))
+    assert verdict.status == "valid" and verdict.record["adapters"] == ["heritage-v1:1"]
+    assert any(e["purpose"] == "generation" for e in studio.open_vault().access_log())
 
     # no plaintext training image anywhere: data dir, vault dir, the temp dir (files written since training began)
     assert image_files_matching(studio.settings.data_dir, digests) == []

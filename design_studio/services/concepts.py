@@ -21,10 +21,16 @@ class ConceptsMixin:
 
     # ------------------------------------------------------------------ what the form offers
     def adapter_source(self):
-        """Where adapters come from: the adapters folder, or whatever ``use_adapter_source`` set (the vault)."""
-        from pipelines.adapters import DirectoryAdapterSource
+        """Where adapters come from: the vault (when it can be unlocked) and the adapters folder, or whatever
+        ``use_adapter_source`` set."""
+        from pipelines.adapters import CombinedAdapterSource, DirectoryAdapterSource
 
-        return getattr(self, "_adapter_source", None) or DirectoryAdapterSource(self.settings.adapters_dir)
+        chosen = getattr(self, "_adapter_source", None)
+        if chosen is not None:
+            return chosen
+        folder = DirectoryAdapterSource(self.settings.adapters_dir)
+        vault = self.vault_adapter_source_if_unlocked()
+        return folder if vault is None else CombinedAdapterSource([vault, folder])
 
     def use_adapter_source(self, source) -> None:
         """Plug in another ``pipelines.adapters.AdapterSource`` (e.g. the brand-guard vault)."""

@@ -74,16 +74,19 @@ class VaultAdapterSource:
     def names(self) -> list[str]:
         return sorted(self.vault.blobs(kind="adapter"))
 
-    def load(self, name: str) -> dict:
-        """The adapter's state dict (tensors), decrypted in memory; the read is logged."""
+    def load(self, name: str):
+        """The adapter's weights (``pipelines.adapters.AdapterWeights``), decrypted in memory; the read is logged."""
+        import hashlib
+
         from brand_guard.errors import BrandGuardError
+        from pipelines.adapters import AdapterWeights
         from safetensors.torch import load as load_safetensors
 
         try:
             data = self.vault.read_blob(name, actor=self.actor, purpose="generation")
         except BrandGuardError as exc:
             raise NotFound(str(exc)) from None
-        return load_safetensors(data)
+        return AdapterWeights(name=name, sha256=hashlib.sha256(data).hexdigest(), state_dict=load_safetensors(data))
 
 
 class GovernanceMixin:
@@ -252,8 +255,19 @@ class GovernanceMixin:
 
         return (self.settings.resolved_vault_dir / VAULT_FILE).exists()
 
-    def adapter_source(self, passphrase: str | None = None, actor: str = "studio") -> VaultAdapterSource:
+    def vault_adapter_source(self, passphrase: str | None = None, actor: str = "studio") -> VaultAdapterSource:
         return VaultAdapterSource(self.open_vault(passphrase), actor=actor)
+
+    def vault_adapter_source_if_unlocked(self) -> VaultAdapterSource | None:
+        """The vault's adapters when a vault exists and its passphrase is set, else None (cached per vault state)."""
+        if not self.vault_exists() or not os.environ.get(PASSPHRASE_ENV):
+            return None
+        version = self._vault_version()
+        cached = getattr(self, "_vault_adapter_cache", None)
+        if cached is None or cached[0] != version:
+            cached = (version, self.vault_adapter_source())
+            self._vault_adapter_cache = cached
+        return cached[1]
 
     # ------------------------------------------------------------------ near-copy
     def _vault_version(self) -> tuple:
