@@ -171,3 +171,22 @@ def test_vault_adapter_source_lists_and_loads_adapters(studio, tmp_path, monkeyp
     assert source.names() == ["heritage-v1"]
     assert torch.equal(source.load("heritage-v1").state_dict["unet.x.lora_A.weight"], torch.ones(2, 2))
     assert json.dumps(studio.open_vault().access_log()[-1]).count("generation") == 1
+
+
+def test_shortlisting_a_near_copy_through_the_team_workflow(studio, tmp_path, monkeypatch):
+    from team_server import add_team
+
+    from design_studio.services.governance import NearCopyBlocked, RoleRefused
+
+    folder = _vault_with(studio, tmp_path, monkeypatch, [11])
+    add_team(studio)
+    copy = studio.import_image(folder / "piece-11.png", actor="ann")
+    with pytest.raises(NearCopyBlocked, match="flagged"):
+        studio.shortlist(copy.id, actor="ann")
+    with pytest.raises(RoleRefused):
+        studio.shortlist(copy.id, actor="ann", override_reason="fine")
+    assert studio.store.design(copy.id).status == "draft"
+    studio.shortlist(copy.id, actor="cleo", override_reason="house reissue of our 1967 motif")
+    design = studio.store.design(copy.id)
+    assert design.status == "shortlisted" and design.params["flags"][0]["kind"] == "near_copy"
+    assert [e.event for e in studio.ledger.events(subject_id=str(copy.id))][-2:] == ["flag_overridden", "shortlisted"]

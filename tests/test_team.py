@@ -170,7 +170,7 @@ def test_a_version_1_database_migrates_to_version_2_keeping_designs(settings):
     finally:
         migrations.MIGRATIONS[:] = saved
     new = Store(url, settings.files_dir)
-    assert new.schema_version == 2 and len(new.designs()) == 1 and new.designs()[0].status == "draft"
+    assert new.schema_version == len(migrations.MIGRATIONS) and len(new.designs()) == 1 and new.designs()[0].status == "draft"
     with create_engine(url).connect() as conn:
         tables = {r[0] for r in conn.execute(text("select name from sqlite_master where type='table'"))}
     assert {"users", "shortlist_entries", "decisions"} <= tables
@@ -221,3 +221,17 @@ def test_a_turntable_named_in_params_is_shown_only_from_the_file_store(team):
         (card,) = team.board()
         found = turntable_of(team, card)
         assert found == (str(expected) if expected else None), value
+
+
+def test_review_acts_enter_the_ledger_and_an_approval_opens_sampling(team):
+    design = make(team, n=1)[0]
+    team.shortlist(design.id, actor="ann", note="strong silhouette")
+    team.decide(design.id, "approved", "Go to sample.", actor="cleo")
+    with pytest.raises(InvalidRequest, match="review is closed"):
+        team.decide(design.id, "rejected", "changed my mind", actor="cleo")
+    events = [(e.event, e.actor, e.role) for e in team.ledger.events(subject_type="design", subject_id=str(design.id))]
+    assert events[-2:] == [("shortlisted", "ann", "designer"), ("approved", "cleo", "creative_director")]
+    assert "rejected" not in [e for e, _, _ in events]  # the refused act left no trace
+    sample = team.order_sample(design.id, "Atelier Rossi", "calf leather", 180, "EUR", actor="ann", role="designer")
+    assert sample.design_id == design.id
+    assert team.ledger.verify().ok

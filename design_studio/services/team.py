@@ -63,6 +63,9 @@ def parse_day(value, name: str) -> datetime | None:
         raise InvalidRequest(f"{name} {value!r} is not a date; write it as YYYY-MM-DD") from None
 
 
+#: Who acts in solo mode (no accounts yet), in the ledger and in provenance.
+SOLO_ACTOR = "solo"
+
 class TeamMixin:
     """Mixed into ``Studio``; uses ``self.store``."""
 
@@ -188,14 +191,19 @@ class TeamMixin:
         return "\n".join(self.lineage_tree(design_id).lines(focus=int(design_id)))
 
     # ------------------------------------------------------------------ shortlist and review
-    def shortlist(self, design_id: int, *, actor: str | None, note: str = "") -> Design:
-        """Put a draft (or a design sent back with changes requested) forward for review."""
+    def shortlist(self, design_id: int, *, actor: str | None, note: str = "", override_reason: str | None = None) -> Design:
+        """Put a draft (or a design sent back with changes requested) forward for review.
+
+        The design is first compared with the vault; a near-copy is refused unless a creative director
+        overrides the flag with a reason (recorded in the ledger).
+        """
         role = self._require(actor, "shortlist")
         design = self.store.design(design_id)
         if design.status == "shortlisted":
             return design  # already on the board: shortlisting twice changes nothing
         if len(note or "") > 2000:
             raise InvalidRequest("the shortlist note is longer than 2000 characters")
+        self.shortlist_guard(design.id, actor or SOLO_ACTOR, role, override_reason)
         self._record_event(design.id, "shortlisted", "shortlisted", actor=actor or "", role=role,
                            comment=note or "", shortlist_note=note or "")
         return self.store.design(design.id)
@@ -215,10 +223,10 @@ class TeamMixin:
 
     def _record_event(self, design_id: int, action: str, new_status: str, *, actor: str, role: str,
                       comment: str = "", shortlist_note: str | None = None) -> Decision:
-        """The one place a review act is written (status + decision row, one transaction).
-
-        Brand guard's hash-chained ledger appends here too (one entry per act) once wired in.
-        """
+        """The one place a review act is written: first the hash-chained ledger entry (which also checks
+        the role), then the status and decision row in one transaction."""
+        self.store.check_review(design_id, new_status)  # an illegal move must not reach the ledger
+        self.record_design_event(action, design_id, actor or SOLO_ACTOR, role, comment=comment)
         return self.store.record_review(design_id, action, new_status, actor=actor, role=role, comment=comment,
                                         shortlist_note=shortlist_note)
 

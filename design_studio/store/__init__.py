@@ -16,6 +16,15 @@ from .models import STATUS_TRANSITIONS, Base, Decision, Design, Project, Shortli
 DEFAULT_PROJECT = "Inbox"
 
 
+
+def _check_transition(design_id: int, design: Design | None, new_status: str) -> None:
+    if design is None:
+        raise NotFound(f"design {design_id} does not exist")
+    allowed = STATUS_TRANSITIONS.get(design.status, set())
+    if new_status not in allowed:
+        hint = f"it can become {', '.join(sorted(allowed))}" if allowed else "its review is closed"
+        raise InvalidRequest(f"design {design_id} is {design.status}; it cannot become {new_status} ({hint})")
+
 class Store:
     """Repositories over one database plus the file store; every method is one transaction."""
 
@@ -177,12 +186,7 @@ class Store:
         """Move a design to ``new_status`` and store the act, in one transaction; illegal moves are refused."""
         with transaction(self.sessions) as s:
             design = s.get(Design, int(design_id))
-            if design is None:
-                raise NotFound(f"design {design_id} does not exist")
-            allowed = STATUS_TRANSITIONS.get(design.status, set())
-            if new_status not in allowed:
-                hint = f"it can become {', '.join(sorted(allowed))}" if allowed else "its review is closed"
-                raise InvalidRequest(f"design {design_id} is {design.status}; it cannot become {new_status} ({hint})")
+            _check_transition(design_id, design, new_status)
             design.status = new_status
             if shortlist_note is not None:
                 entry = s.scalar(select(ShortlistEntry).where(ShortlistEntry.design_id == design.id))
@@ -194,6 +198,11 @@ class Store:
             s.add(decision)
             s.flush()
             return decision
+
+    def check_review(self, design_id: int, new_status: str) -> None:
+        """Raise the error ``record_review`` would raise for this move, without writing anything."""
+        with self.sessions() as s:
+            _check_transition(design_id, s.get(Design, int(design_id)), new_status)
 
     def shortlist_entries(self, *, project_id: int | None = None) -> list[tuple[ShortlistEntry, Design]]:
         with self.sessions() as s:

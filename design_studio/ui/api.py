@@ -86,9 +86,10 @@ def register_api(studio: Studio) -> None:
         return design_dict(studio, mesh)
 
     @user_errors
-    def shortlist(design_id: int, note: str, request: gr.Request) -> dict:
-        """Put a design on the review board."""
-        return design_dict(studio, studio.shortlist(int(design_id), actor=user_of(request), note=note or ""))
+    def shortlist(design_id: int, note: str, request: gr.Request, override_reason: str = "") -> dict:
+        """Put a design on the review board (a near-copy needs a creative director's override reason)."""
+        return design_dict(studio, studio.shortlist(int(design_id), actor=user_of(request), note=note or "",
+                                                    override_reason=override_reason or None))
 
     @user_errors
     def decide(design_id: int, decision: str, comment: str, request: gr.Request) -> dict:

@@ -42,3 +42,8 @@ def optional_int(value) -> int | None:
     if number != int(number):
         raise StudioError(f"{value} is not a whole number")
     return int(number)
+
+
+def actor_of(request) -> str:
+    """The signed-in user's name from Gradio's request ('' in solo mode)."""
+    return getattr(request, "username", None) or ""

@@ -8,7 +8,7 @@ import gradio as gr
 
 from ..errors import InvalidRequest
 from ..services import Studio
-from .common import optional_int, progress_adapter, user_errors
+from .common import actor_of, optional_int, progress_adapter, user_errors
 from .shortlist_panel import build_shortlist_panel
 
 CHOOSE_HINT = "Generate concepts, then click one to choose it."
@@ -164,7 +164,8 @@ def build_results(studio: Studio, inputs: ConceptInputs) -> ConceptResults:
 
     @user_errors
     def on_generate(prompt, negative, project, n, seed, steps, guidance, width, height, preset, start_from, sketch,
-                    init_image, strength, sketch_mode, speed, scheduler, adapters, progress=gr.Progress()):
+                    init_image, strength, sketch_mode, speed, scheduler, adapters, request: gr.Request,
+                    progress=gr.Progress()):
         use_sketch, use_image = start_from == "Sketch", start_from == "Image"
         if use_sketch and not sketch:
             raise InvalidRequest("sketch is empty: draw or upload a sketch first")
@@ -180,7 +181,7 @@ def build_results(studio: Studio, inputs: ConceptInputs) -> ConceptResults:
             init_image=init_image if use_image else None,
             strength=float(strength) if (use_sketch or use_image) else None,
             adapters=[adapters] if adapters and adapters.strip() else [], scheduler=scheduler or None,
-            speed=speed or None, on_progress=progress_adapter(progress),
+            speed=speed or None, on_progress=progress_adapter(progress), actor=actor_of(request),
         )
         return _gallery_items(studio, designs), [x.id for x in designs], designs[0].id, _note(designs)
 
@@ -202,15 +203,16 @@ def build_results(studio: Studio, inputs: ConceptInputs) -> ConceptResults:
         return int(chosen_id)
 
     @user_errors
-    def on_vary(chosen_id, count, amount, progress=gr.Progress()):
+    def on_vary(chosen_id, count, amount, request: gr.Request, progress=gr.Progress()):
         designs = studio.vary_design(require_chosen(chosen_id), n=int(count), strength=float(amount),
-                                     on_progress=progress_adapter(progress))
+                                     on_progress=progress_adapter(progress), actor=actor_of(request))
         return _gallery_items(studio, designs), [x.id for x in designs], designs[0].id, \
             _note(designs) + f"\n\nVariations of #{designs[0].parent_id}."
 
     @user_errors
-    def on_refine(chosen_id, prompt, progress=gr.Progress()):
-        design = studio.refine_design(require_chosen(chosen_id), prompt, on_progress=progress_adapter(progress))
+    def on_refine(chosen_id, prompt, request: gr.Request, progress=gr.Progress()):
+        design = studio.refine_design(require_chosen(chosen_id), prompt, on_progress=progress_adapter(progress),
+                                     actor=actor_of(request))
         return _gallery_items(studio, [design]), [design.id], design.id, \
             _note([design]) + f"\n\nRefined from #{design.parent_id}."
 

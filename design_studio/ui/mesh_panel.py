@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..services import Studio
-from .common import progress_adapter, user_errors
+from .common import actor_of, progress_adapter, user_errors
 
 MATERIALS = ["leather", "canvas", "metal", "silk"]
 FORMATS = ["glb", "obj", "zip"]
@@ -67,7 +67,8 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         return (str(thumb) if thumb else None), (str(gif) if gif else None)
 
     @user_errors
-    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, progress=gr.Progress()):
+    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, request: gr.Request,
+                  progress=gr.Progress()):
         if design_id is None:
             raise gr.Error("Choose a concept first: generate, then click an image.")
         if size_cm is None:
@@ -76,7 +77,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
             raise gr.Error(f"Face budget must be at least 4 faces, got {face_budget}.")
         mesh = studio.make_mesh(int(design_id), backend=backend, size_cm=float(size_cm), material=material,
                                 face_budget=int(face_budget), texture_size=int(texture_size),
-                                on_progress=progress_adapter(progress))
+                                on_progress=progress_adapter(progress), actor=actor_of(request))
         thumb, gif = previews(mesh)
         p = mesh.params
         info = (f"design {mesh.id} · {p['backend']} · {p['faces']} faces · "
@@ -90,10 +91,10 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         return _write_downloads(studio, int(mesh_id), studio.export_mesh(int(mesh_id), fmt))
 
     @user_errors
-    def on_colourways(mesh_id, palette, count):
+    def on_colourways(mesh_id, palette, count, request: gr.Request):
         if mesh_id is None:
             raise gr.Error("Make a 3D mesh first.")
-        variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count))
+        variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count), actor=actor_of(request))
         return [(previews(v)[0], f"{v.params['colourway']} {v.params['hex']}") for v in variants if previews(v)[0]]
 
     make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size],
