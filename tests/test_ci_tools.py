@@ -1,6 +1,7 @@
 """In CI every optional tool the suite can use must be installed, so no test is skipped there by accident."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
         ("Debian chromium", lambda: shutil.which("/usr/bin/chromium") is not None),
         ("gltf-validator (npm)", lambda: (ROOT / ".ci" / "node_modules" / "gltf-validator").is_dir()),
         ("node", lambda: shutil.which("node") is not None),
+        ("PostgreSQL server (Debian postgresql)", lambda: bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))),
+        ("offscreen OpenGL (Mesa EGL)", lambda: __import__("pipelines.render", fromlist=["gl_available"]).gl_available()[0]),
     ],
 )
 def test_tool_is_installed_in_ci(what, present):
