@@ -171,6 +171,8 @@ class ConceptsMixin:
                 mode, image = "sketch", lines.control
             elif init_image is not None:
                 mode, image = "img2img", flatten_on_white(self._read_image(init_image, "starting image"))
+                side = self.settings.max_side  # a big photo is fine as a start: it is resized to the output anyway
+                image.thumbnail((side, side))
             elif strength is not None:
                 raise InvalidRequest("strength applies to a sketch or a starting image; none was given")
             specs = check_adapters(parse_adapters(adapters), self.adapter_source())
