@@ -29,6 +29,8 @@ def test_uploaded_sketch_to_concepts_then_variations(settings, artifacts, tmp_pa
     paper_scan().save(scan)
     with serve(settings) as (studio, url), browser_page() as page:
         page.goto(url)
+        page.locator("#sketch canvas").first.wait_for(timeout=30_000)  # the editor is ready to take a file
+        page.wait_for_timeout(1000)
         page.locator("#sketch input[type=file]").first.set_input_files(str(scan))
         page.wait_for_timeout(1500)  # the editor draws the upload on its canvas
         designs = generate_from_sketch(page, studio, artifacts, "concept-sketch-upload.png")
