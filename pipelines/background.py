@@ -6,12 +6,12 @@ background (uniform border), or a transformers semantic-segmentation model (labe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from .errors import InvalidInput
+from .hf import ProcessorModel
 
 #: Below this many pixels a side there is nothing to reconstruct.
 MIN_SIDE = 8
@@ -32,26 +32,10 @@ class PreparedImage:
         return np.asarray(self.image.getchannel("A")) > 127
 
 
-class SegmentationModel:
+class SegmentationModel(ProcessorModel):
     """A transformers semantic-segmentation model whose label 0 is the background (SegFormer class)."""
 
-    def __init__(self, model, processor, *, model_name: str, revision: str = "local", device: str = "cpu"):
-        self.model = model
-        self.processor = processor
-        self.model_name = model_name
-        self.revision = revision
-        self.device = device
-
-    @classmethod
-    def load(cls, path: str | Path, *, model_name: str, revision: str = "local", device: str = "cpu"):
-        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
-
-        from .devices import quiet_libraries
-
-        quiet_libraries()
-        model = AutoModelForSemanticSegmentation.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
-        processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
-        return cls(model.to(device).eval(), processor, model_name=model_name, revision=revision, device=device)
+    auto_class = "AutoModelForSemanticSegmentation"
 
     def foreground(self, image: Image.Image) -> np.ndarray:
         """Boolean (H, W) mask of everything the model does not call background."""

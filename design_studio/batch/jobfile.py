@@ -15,6 +15,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipelines.concept import ConceptLimits
+
 from .. import catalog
 from ..settings import REPO_ROOT
 
@@ -47,15 +49,10 @@ COLUMNS = ("prompt", "negative_prompt", "sketch", "category", "n", "seed", "step
 
 
 @dataclass(frozen=True)
-class JobLimits:
-    """Bounds a row is checked against (the studio's settings and profile defaults fill them)."""
+class JobLimits(ConceptLimits):
+    """Bounds a row is checked against: the concept limits plus file and default settings
+    (the studio's settings and profile defaults fill them)."""
 
-    max_prompt_chars: int = 1000
-    max_steps: int = 150
-    max_images: int = 16
-    min_side: int = 64
-    max_side: int = 2048
-    max_guidance: float = 30.0
     max_image_pixels: int = 4096 * 4096
     default_n: int = 4
     default_steps: int = 30

@@ -6,13 +6,13 @@ good for flat, thin parts (straps, panels); it cannot invent the back of an obje
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from ..errors import InvalidInput
+from ..hf import ProcessorModel
 from .base import MeshOptions, MeshResult, check_options
 
 
@@ -74,31 +74,13 @@ def relief_mesh(depth: np.ndarray, texture: Image.Image, options: MeshOptions):
     return mesh
 
 
-class DepthReliefBackend:
+class DepthReliefBackend(ProcessorModel):
     """Depth relief from a transformers depth-estimation model (Depth Anything class)."""
 
     name = "depth-relief"
     segmenter = None  # optional background-removal model (pipelines.background.SegmentationModel)
 
-    def __init__(self, model, processor, *, model_name: str, revision: str = "local", device: str = "cpu"):
-        self.model = model
-        self.processor = processor
-        self.model_name = model_name
-        self.revision = revision
-        self.device = device
-
-    @classmethod
-    def load(cls, path: str | Path, *, model_name: str, revision: str = "local", device: str = "cpu"):
-        """Load with transformers' own loaders, local safetensors only."""
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-        from ..devices import quiet_libraries
-
-        quiet_libraries()
-        model = AutoModelForDepthEstimation.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
-        processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
-        model.to(device).eval()
-        return cls(model, processor, model_name=model_name, revision=revision, device=device)
+    auto_class = "AutoModelForDepthEstimation"
 
     def estimate_depth(self, image: Image.Image, rows: int, cols: int) -> np.ndarray:
         """Relative depth resized to (rows, cols), normalised to [0, 1] with 1 nearest the camera."""
