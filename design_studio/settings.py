@@ -50,12 +50,16 @@ class Settings(BaseSettings):
     guarded: bool = Field(default=True, description="offline guard: loopback only, no share links, catalogue models only")
     near_copy_threshold: int = Field(default=24, ge=0, le=128, description="hash distance (of 128 bits) at or under which a design is a near-copy")
     season: str = Field(default="", max_length=40, description="season recorded with new styles, e.g. SS27")
+    # C2PA Content Credentials on PNG outputs when a certificate is configured (needs c2pa-python)
+    c2pa_cert: Path | None = Field(default=None, description="PEM certificate chain, end-entity first (STUDIO_C2PA_CERT)")
+    c2pa_key: Path | None = Field(default=None, description="PEM private key of that certificate (STUDIO_C2PA_KEY)")
+    c2pa_alg: str = Field(default="es256", pattern="^(es256|ps256|ed25519)$", description="C2PA signing algorithm of the key")
 
     # Defaults a designer sees
     default_steps: int | None = None  # None: the profile's default
     default_images: int = 4
 
-    @field_validator("data_dir", "models_dir", "assets_dir", "key_dir", "vault_dir", mode="after")
+    @field_validator("data_dir", "models_dir", "assets_dir", "key_dir", "vault_dir", "c2pa_cert", "c2pa_key", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(value).expanduser().resolve()
@@ -64,6 +68,13 @@ class Settings(BaseSettings):
     def _keys_outside_data(self):
         if self.key_dir == self.data_dir or self.data_dir in self.key_dir.parents:
             raise ValueError(f"key_dir {self.key_dir} is inside data_dir {self.data_dir}; keep keys outside the data dir")
+        return self
+
+    @model_validator(mode="after")
+    def _c2pa_pair(self):
+        if (self.c2pa_cert is None) != (self.c2pa_key is None):
+            given, missing = ("c2pa_cert", "c2pa_key") if self.c2pa_cert else ("c2pa_key", "c2pa_cert")
+            raise ValueError(f"{given} is set but {missing} is not; C2PA signing needs both (STUDIO_C2PA_CERT and STUDIO_C2PA_KEY)")
         return self
 
     @property

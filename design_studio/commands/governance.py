@@ -87,8 +87,13 @@ def _trusted_keys(paths: list[str]) -> list[str]:
 def cmd_verify(args) -> int:
     studio = studio_from(args)
     result = studio.verify_file(args.file, trust=_trusted_keys(args.trust))
-    out = {"status": result.status, "reason": result.reason, "record": result.record}
+    c2pa = studio.c2pa_status(args.file)
+    out = {"status": result.status, "reason": result.reason, "record": result.record, "c2pa": c2pa}
     print(json.dumps(out, indent=1, ensure_ascii=False))
+    if result.ok and c2pa["status"] == "invalid":
+        # The studio's own checks pass but the embedded Content Credentials do not: the file was altered.
+        print(f"studio: tampered: {c2pa['detail']}", file=sys.stderr)
+        return EXIT_TAMPERED
     if result.ok:
         return 0
     print(f"studio: {result.status}: {result.reason}", file=sys.stderr)
