@@ -5,6 +5,7 @@ caller already chose a platform through ``PYOPENGL_PLATFORM``.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import math
 import os
@@ -21,13 +22,30 @@ MAX_FRAMES = 360
 MAX_SIDE = 2048
 
 
+# EGL contexts belong to the thread that made them, and pyrender's ``delete`` terminates the shared
+# EGL display, which breaks any other live context. So every GL call runs on one dedicated thread
+# and each viewport size keeps one renderer for the life of the process.
+_GL_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-gl")
+_RENDERERS: dict[int, object] = {}  # size -> pyrender.OffscreenRenderer, touched only on the GL thread
+
+
+def on_gl_thread(fn, *args, **kwargs):
+    """Run ``fn`` on the studio's single GL thread and return its result (exceptions propagate)."""
+    return _GL_THREAD.submit(fn, *args, **kwargs).result()
+
+
+def _renderer(size: int):
+    import pyrender
+
+    if size not in _RENDERERS:
+        _RENDERERS[size] = pyrender.OffscreenRenderer(size, size)
+    return _RENDERERS[size]
+
+
 def gl_available() -> tuple[bool, str]:
     """(True, "") when an offscreen GL context can be made here, else (False, why)."""
     try:
-        import pyrender
-
-        renderer = pyrender.OffscreenRenderer(8, 8)
-        renderer.delete()
+        on_gl_thread(_renderer, 8)
         return True, ""
     except Exception as exc:  # no EGL/OSMesa library, no device, or a driver refusing the context
         return False, f"no offscreen OpenGL ({os.environ.get('PYOPENGL_PLATFORM')}): {type(exc).__name__}: {exc}"
@@ -73,7 +91,6 @@ class StudioRenderer:
         ]:
             light = pyrender.DirectionalLight(color=colour, intensity=intensity)
             self.scene.add(light, pose=_look_at(centre + np.asarray(direction) * distance, centre))
-        self.renderer = pyrender.OffscreenRenderer(self.size, self.size)
 
     def frame(self, angle_deg: float = 0.0) -> Image.Image:
         """The object turned ``angle_deg`` about the vertical axis through its centre."""
@@ -83,11 +100,15 @@ class StudioRenderer:
         to_origin, back = np.eye(4), np.eye(4)
         to_origin[:3, 3], back[:3, 3] = -self.pivot, self.pivot
         self.scene.set_pose(self.node, back @ rot @ to_origin)
-        colour, _ = self.renderer.render(self.scene)
-        return Image.fromarray(np.ascontiguousarray(colour[..., :3]))
+
+        def draw():
+            colour, _ = _renderer(self.size).render(self.scene)
+            return Image.fromarray(np.ascontiguousarray(colour[..., :3]))
+
+        return on_gl_thread(draw)
 
     def close(self) -> None:
-        self.renderer.delete()
+        """Nothing to free: the renderer is shared per size on the GL thread."""
 
     def __enter__(self):
         return self
