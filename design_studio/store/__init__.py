@@ -75,15 +75,8 @@ class Store:
 
     def designs(self, *, project_id: int | None = None, kind: str | None = None, text: str | None = None,
                 limit: int = 200) -> list[Design]:
-        with self.sessions() as s:
-            q = select(Design).order_by(Design.created_at.desc(), Design.id.desc()).limit(limit)
-            if project_id is not None:
-                q = q.where(Design.project_id == project_id)
-            if kind:
-                q = q.where(Design.kind == kind)
-            if text:
-                q = q.where(or_(Design.prompt.contains(text), Design.negative_prompt.contains(text)))
-            return list(s.scalars(q))
+        """Newest first (the common filters of ``search_designs``)."""
+        return self.search_designs(project_id=project_id, kind=kind, text=text, limit=limit)
 
     def children(self, design_id: int) -> list[Design]:
         with self.sessions() as s:
