@@ -63,7 +63,7 @@ def _look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndar
 
 
 class StudioRenderer:
-    """One offscreen renderer for one mesh: key, fill and rim lights, soft backdrop, 3/4 camera."""
+    """One mesh's scene: key, fill and rim lights, soft backdrop, 3/4 camera (drawn on the shared GL thread)."""
 
     def __init__(self, mesh, size: int = 256, *, elevation_deg: float = 20.0, fov_deg: float = 35.0):
         import pyrender
@@ -107,28 +107,18 @@ class StudioRenderer:
 
         return on_gl_thread(draw)
 
-    def close(self) -> None:
-        """Nothing to free: the renderer is shared per size on the GL thread."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def render_thumbnail(mesh, size: int = 256, angle_deg: float = -30.0) -> Image.Image:
     """A 3/4 view of the mesh under studio lighting."""
-    with StudioRenderer(mesh, size) as r:
-        return r.frame(angle_deg)
+    return StudioRenderer(mesh, size).frame(angle_deg)
 
 
 def render_turntable(mesh, frames: int = 24, size: int = 256) -> list[Image.Image]:
     """``frames`` views evenly spaced over one full turn."""
     if isinstance(frames, bool) or not isinstance(frames, int) or not 2 <= frames <= MAX_FRAMES:
         raise InvalidInput(f"turntable frames must be an integer between 2 and {MAX_FRAMES}, got {frames!r}")
-    with StudioRenderer(mesh, size) as r:
-        return [r.frame(360.0 * i / frames) for i in range(frames)]
+    renderer = StudioRenderer(mesh, size)
+    return [renderer.frame(360.0 * i / frames) for i in range(frames)]
 
 
 def png_bytes(image: Image.Image) -> bytes:
