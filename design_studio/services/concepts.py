@@ -175,7 +175,8 @@ class ConceptsMixin:
                 image.thumbnail((side, side))
             elif strength is not None:
                 raise InvalidRequest("strength applies to a sketch or a starting image; none was given")
-            specs = check_adapters(parse_adapters(adapters), self.adapter_source())
+            adapter_source = self.adapter_source()  # once: it may unlock the vault
+            specs = check_adapters(parse_adapters(adapters), adapter_source)
             req = ConceptRequest(
                 prompt=prompt, negative_prompt=negative_prompt or "",
                 n=(len(seeds) if seeds else self.settings.default_images) if n is None else n,
@@ -197,7 +198,7 @@ class ConceptsMixin:
             if on_progress is not None:
                 def on_step(step: int, total: int) -> None:
                     on_progress(step / total, f"denoising step {step} of {total}")
-            images = model.generate(req, limits=limits, on_step=on_step, adapter_source=self.adapter_source())
+            images = model.generate(req, limits=limits, on_step=on_step, adapter_source=adapter_source)
 
         # 3. Save the inputs that reproduce the images, then the images and their records
         extra: dict = {"user_prompt": user_prompt, "user_negative_prompt": user_negative,

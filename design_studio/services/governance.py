@@ -15,7 +15,7 @@ from sqlalchemy import select
 from ..errors import InvalidRequest, NotFound, StudioError
 from ..store import Design, transaction
 from ..store.governance_tables import Baseline, Sample
-from .base import ProgressFn, translate_errors
+from .base import SOLO_ACTOR, ProgressFn, translate_errors
 
 PASSPHRASE_ENV = "STUDIO_VAULT_PASSPHRASE"
 DECIDING_ROLES = ("creative_director", "admin")
@@ -159,7 +159,7 @@ class GovernanceMixin:
 
         data = dict(fields)
         data["design_id"] = data.pop("design_uid", None) or data.get("design_id")
-        data["actor"] = data.get("actor") or "unknown"
+        data["actor"] = data.get("actor") or SOLO_ACTOR
         data["seed"] = None if data.get("seed") is None else int(data["seed"])
         data["params"] = json.loads(json.dumps(data.get("params") or {}, default=str))
         return ProvenanceRecord.from_dict(data)
@@ -246,7 +246,7 @@ class GovernanceMixin:
             if record is not None:
                 write_manifest(path, record, self.keys)
             ctx = self.style_context(design)
-            self._append("design_created", actor or "unknown", role or "designer", "design", str(design.id),
+            self._append("design_created", actor or SOLO_ACTOR, role or "designer", "design", str(design.id),
                          ctx.payload(uid=design.uid, kind=design.kind, parent_id=design.parent_id, sha256=design.sha256))
 
     def verify_file(self, path: str | Path, trust: list[str] | None = None):

@@ -12,6 +12,7 @@ from .. import auth
 from ..errors import InvalidRequest, NotFound
 from ..store import Decision, Design, Project, User
 from ..store.models import DESIGN_STATUSES
+from .base import SOLO_ACTOR
 from .jobs import JobBoard
 
 DECISIONS = ("approved", "rejected", "changes_requested")
@@ -62,9 +63,6 @@ def parse_day(value, name: str) -> datetime | None:
     except ValueError:
         raise InvalidRequest(f"{name} {value!r} is not a date; write it as YYYY-MM-DD") from None
 
-
-#: Who acts in solo mode (no accounts yet), in the ledger and in provenance.
-SOLO_ACTOR = "solo"
 
 class TeamMixin:
     """Mixed into ``Studio``; uses ``self.store``."""
