@@ -50,7 +50,11 @@ def test_zero_face_budget_shows_an_error_and_saves_nothing(settings):
         page.locator("#gallery img").first.wait_for(timeout=60_000)
         page.wait_for_function("document.querySelector('#chosen').innerText.includes('Chosen: design #')")
         page.get_by_text("3D settings").first.click()
-        page.locator("#mesh-faces input").fill("0")
+        faces = page.locator("#mesh-faces input")
+        faces.wait_for(state="visible")
+        page.wait_for_timeout(500)  # typing into the accordion while it opens was sometimes reverted
+        faces.fill("0")
+        faces.press("Tab")
         page.locator("#make3d").click()
         page.get_by_text("Face budget must be at least 4").first.wait_for(timeout=30_000)
         assert studio.store.designs(kind="mesh") == []
