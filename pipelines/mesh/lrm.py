@@ -21,6 +21,7 @@ import json
 import math
 import re
 import shutil
+import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -299,6 +300,11 @@ def triposr_interpolate_pos_encoding(position_embeddings: torch.Tensor, patch_si
     return torch.cat((class_pos, grid.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
 
 
+def _interpolate_hook(embeddings: nn.Module, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return triposr_interpolate_pos_encoding(embeddings.position_embeddings, embeddings.triposr_patch_size, tokens,
+                                            height, width)
+
+
 class ImageTokenizer(nn.Module):
     """DINO ViT features of the (normalised) condition image, as (B, N, C) tokens."""
 
@@ -307,11 +313,11 @@ class ImageTokenizer(nn.Module):
         from transformers import ViTConfig, ViTModel
 
         self.model = ViTModel(ViTConfig(**vit))
+        # The ViT calls this hook for any image size other than its own (the same name and
+        # arguments in transformers 4 and 5); bound to the instance, so copies keep their own table.
         embeddings = self.model.embeddings
-        patch_size = int(vit["patch_size"])
-        # The ViT calls this hook for any image size other than its own; use TripoSR's rule.
-        embeddings.interpolate_pos_encoding = lambda emb, height, width: triposr_interpolate_pos_encoding(
-            embeddings.position_embeddings, patch_size, emb, height, width)
+        embeddings.triposr_patch_size = int(vit["patch_size"])
+        embeddings.interpolate_pos_encoding = types.MethodType(_interpolate_hook, embeddings)
         self.register_buffer("image_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
@@ -627,7 +633,8 @@ def condition_image(image, segmenter=None, *, size: int, ratio: float = FOREGROU
         raise InvalidInput(f"image is {w}x{h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed to make 3D")
     rgba = np.array(image.convert("RGBA"))
     alpha = rgba[..., 3]
-    if image.mode in ("RGBA", "LA") and alpha.min() < 255:
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if has_alpha and alpha.min() < 255:
         if alpha.max() == 0:
             raise InvalidInput("image is fully transparent: there is no object to make 3D from")
         source = "alpha"
