@@ -100,13 +100,12 @@ def build_sdxl(directory: Path, seed: int = 0) -> None:
     """``StableDiffusionXLPipeline`` folder: model_index.json, unet, vae, two text encoders and
     tokenizers, scheduler."""
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
 
     from ..devices import quiet_libraries
 
     quiet_libraries()
     directory = fresh(directory)
-    from transformers import CLIPTokenizer
-
     tokenizer_dir = directory / "tokenizer"
     write_clip_tokenizer(tokenizer_dir)
     pipe = StableDiffusionXLPipeline(
