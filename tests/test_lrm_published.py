@@ -3,6 +3,7 @@ position-embedding rule it was trained with, its preprocessing, and safetensors-
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -342,3 +343,57 @@ def test_config_round_trip_of_the_twin(twin):
     cfg = parse_triposr_config(twin / "config.yaml")
     again = parse_triposr_config(triposr_config_dict(cfg, "design-studio/tiny-dino-vit"))
     assert again == cfg
+
+
+TRIPOSR_SIDE = '''
+import json, sys, types
+for name in ("rembg", "imageio", "torchmcubes"):  # imported by TripoSR's modules, unused here
+    module = types.ModuleType(name)
+    module.marching_cubes = None
+    sys.modules[name] = module
+import torch
+import tsr.models.tokenizers.image as image_module
+from tsr.system import TSR
+
+twin, vit_config, out = sys.argv[1:4]
+image_module.hf_hub_download = lambda repo_id, filename: vit_config  # the twin ViT's config.json, offline
+model = TSR.from_pretrained(twin, "config.yaml", "model.ckpt").eval()  # load_state_dict: strict
+reference = torch.load(out)
+with torch.no_grad():
+    codes = model([reference["image"]], device="cpu")
+    density = model.renderer.query_triplane(model.decoder, reference["points"], codes[0])["density_act"][:, 0]
+torch.save({"codes": codes, "density": density}, out)
+'''
+
+
+@pytest.mark.skipif("TRIPOSR_PYTHONPATH" not in os.environ,
+                    reason="needs TripoSR's source with its pinned transformers 4.35, omegaconf and einops on "
+                           "TRIPOSR_PYTHONPATH")
+def test_matches_triposr_own_code(twin, converted, tmp_path):
+    """TripoSR's own code (on the PYTHONPATH given, e.g. its tsr/ folder + transformers 4.35) loads
+    the twin strictly and computes the same triplanes and densities as this implementation."""
+    import json
+    import subprocess
+    import sys
+
+    from pipelines.mesh.lrm import IMAGE_TOKENIZERS
+
+    vit = tmp_path / "vit.json"
+    vit.write_text(json.dumps({**IMAGE_TOKENIZERS["design-studio/tiny-dino-vit"], "model_type": "vit"}))
+    torch.manual_seed(0)
+    image, points = torch.rand(64, 64, 3), torch.rand(500, 3) * 1.6 - 0.8
+    exchange = tmp_path / "exchange.pt"
+    torch.save({"image": image, "points": points}, exchange)
+    script = tmp_path / "triposr_side.py"
+    script.write_text(TRIPOSR_SIDE)
+    env = {**os.environ, "PYTHONPATH": os.environ["TRIPOSR_PYTHONPATH"] + os.pathsep + str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, str(script), str(twin), str(vit), str(exchange)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs = torch.load(exchange)
+    model = LargeReconstructionModel.load(converted)
+    with torch.no_grad():
+        codes = model(image.permute(2, 0, 1)[None])
+        density, _ = model.query(codes[0], points)
+    assert torch.allclose(codes, theirs["codes"], atol=1e-6)
+    assert torch.allclose(density, theirs["density"], rtol=1e-4)
