@@ -252,7 +252,6 @@ class LRMBackend:
     """Image -> mesh through ``LargeReconstructionModel``."""
 
     name = "lrm"
-    segmenter = None  # optional background-removal model (pipelines.background.SegmentationModel)
 
     def __init__(self, model: LargeReconstructionModel, *, model_name: str, revision: str = "local", device: str = "cpu"):
         self.model = model.to(device)
@@ -274,7 +273,7 @@ class LRMBackend:
         timer = timer or StageTimer()
         cfg = self.model.config
         with timer.stage("background"):
-            prepared = prepare_image(image, self.segmenter, size=cfg.cond_image_size, margin=0.15)
+            prepared = prepare_image(image, size=cfg.cond_image_size, margin=0.15)
         grey = int(round(cfg.background * 255))
         rgb = np.asarray(on_background(prepared.image, (grey, grey, grey)), dtype=np.float32) / 255.0
         pixels = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device)
