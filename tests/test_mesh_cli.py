@@ -61,7 +61,7 @@ def test_image_to_obj_and_zip_at_size(tmp_path, models_dir):
         (["mesh", "IMG", "--format", "zip", "--out", "OUT/x.glb"], "must end in .zip"),
         (["mesh", "IMG", "--face-budget", "0", "--out", "OUT/x.glb"], "face budget must be at least 4"),
         (["mesh", "CORRUPT", "--out", "OUT/x.glb"], "corrupt or truncated"),
-        (["mesh", "IMG", "--backend", "hunyuan3d-2", "--out", "OUT/x.glb"], "is not one of depth-relief, lrm, shap-e"),
+        (["mesh", "IMG", "--backend", "nerf-magic", "--out", "OUT/x.glb"], "is not one of depth-relief, lrm, shap-e"),
     ],
 )
 def test_bad_mesh_requests_fail_with_one_line(tmp_path, models_dir, args, message):

@@ -285,4 +285,3 @@ def _reporter(on_progress):
         on_progress(fraction * 0.8, stage)
 
     return report
-
