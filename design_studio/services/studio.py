@@ -49,7 +49,8 @@ class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin)
         return values
 
     def model_status(self) -> list[catalog.ModelStatus]:
-        return catalog.status(self.settings.profile, self.settings.resolved_models_dir)
+        """Every role of the profile; tiny twins count as present (they are built on first use)."""
+        return catalog.status(self.settings.profile, self.settings.resolved_models_dir, build_tiny=False)
 
     def _model(self, role: str):
         key = (self.settings.profile, role)
