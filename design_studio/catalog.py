@@ -152,6 +152,9 @@ def register(item: ModelEntry | MeshBackend) -> ModelEntry | MeshBackend:
             raise ValueError(f"3D backend {item.name!r} is already registered")
         if item.resolution_option not in ("resolution", "grid"):
             raise ValueError(f"3D backend {item.name!r}: resolution_option must be 'resolution' or 'grid'")
+        slots = [(p, m.role) for m in item.models for p in m.profiles]
+        if len(slots) != len(set(slots)):
+            raise ValueError(f"3D backend {item.name!r}: two of its models claim the same profile and role")
         for model in item.models:
             if model.role not in (item.role, item.text_role):
                 raise ValueError(f"3D backend {item.name!r}: model {model.key!r} has the role {model.role!r}, "
