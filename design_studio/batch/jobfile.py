@@ -27,7 +27,6 @@ SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 #: Product categories a row may name: the style presets shipped in ``assets/presets`` (the studio's
 #: concept presets add the product-shot template and negative prompt).
 CATEGORIES: tuple[str, ...] = tuple(sorted(p.stem for p in (REPO_ROOT / "assets" / "presets").glob("*.json")))
-MESH_BACKENDS: tuple[str, ...] = tuple(catalog.MESH_BACKENDS)
 
 #: Column names as written in files (lower case, spaces or hyphens as underscores) -> our field.
 ALIASES = {
@@ -311,8 +310,9 @@ def check_row(line: int, raw: dict, limits: JobLimits, base_dir: Path) -> JobRow
     mesh = str(values.get("mesh", "")).strip().lower()
     if mesh in ("none", "no", "off"):
         mesh = ""
-    if mesh and mesh not in MESH_BACKENDS:
-        problems.append(f"column mesh: {values['mesh']!r} is not a mesh backend; accepted: {', '.join(MESH_BACKENDS)} or empty")
+    if mesh and mesh not in catalog.MESH_BACKENDS:
+        problems.append(f"column mesh: {values['mesh']!r} is not a mesh backend; "
+                        f"accepted: {', '.join(catalog.MESH_BACKENDS)} or empty")
     project = str(values.get("project", limits.default_project)).strip() or limits.default_project
     if len(project) > 200:
         problems.append(f"column project is {len(project)} characters long; accepted: at most 200")

@@ -43,16 +43,16 @@ def cmd_generate(args) -> int:
 
 
 def cmd_mesh(args) -> int:
-    if args.list_backends:
-        from .. import catalog
+    from .. import catalog
 
+    if args.list_backends:
         profile = settings_from(args).profile
-        for info in catalog.MESH_BACKENDS.values():
-            entry = catalog.entry_for(profile, info.role)
+        for info, entry in catalog.backends_for(profile):
             needs = f"needs: {info.inputs}; model {entry.repo_id}" + (f", ~{entry.vram_gb:g} GB" if entry.vram_gb else "")
-            warn = "\tRESTRICTED, opt-in" if entry.restricted else ""
-            print(f"{info.name}\t{entry.licence_line}\t{needs}\t{info.good_for}{warn}")
+            print(f"{info.name}\t{entry.licence_line}\t{needs}\t{info.good_for}")
         return 0
+    if args.backend is not None and args.backend not in catalog.MESH_BACKENDS:
+        raise StudioError(f"--backend {args.backend!r} is not one of {', '.join(catalog.MESH_BACKENDS)}")
     if bool(args.image) == bool(args.prompt):
         raise StudioError("give either an IMAGE file or --prompt TEXT to make a 3D mesh from")
     if not args.out:
@@ -66,7 +66,8 @@ def cmd_mesh(args) -> int:
                   texture_size=args.texture_size, material=args.material, seed=args.seed,
                   previews=not args.no_previews, actor=actor())
     if args.prompt:
-        mesh = studio.make_mesh_from_prompt(args.prompt, backend=args.backend or "shap-e", project=args.project, **common)
+        mesh = studio.make_mesh_from_prompt(args.prompt, backend=args.backend or "shap-e", project=args.project,
+                                            resolution=args.resolution, **common)
         origin = "prompt"
     else:
         image = studio.import_image(args.image, project=args.project, name=Path(args.image).name, actor=actor())
@@ -106,7 +107,9 @@ def cmd_models(args) -> int:
         for profile, roles in catalog.PROFILES.items():
             for role, key in roles.items():
                 e = catalog.CATALOGUE[key]
-                print(f"{profile}\t{role}\t{e.repo_id}@{e.revision}\t{e.licence_line}\t~{e.vram_gb:g} GB")
+                print(f"{profile}\t{role}\t{e.repo_id}@{e.revision}\t{e.licence_line}\tlineage: {e.lineage_line}"
+                      f"\t~{e.vram_gb:g} GB")
+        print(f"note: background removal for image -> 3D: {catalog.BACKGROUND_REMOVAL}")
         return 0
     if args.action == "pull":
         from ..models_lock import pull
@@ -126,11 +129,13 @@ def cmd_models(args) -> int:
     for st in catalog.status(settings.profile, settings.resolved_models_dir):
         state = f"ok {st.path}" if st.available else f"MISSING: {st.how_to_get}"
         missing += not st.available
-        print(f"{st.entry.role}\t{st.entry.repo_id}\t{state}")
+        print(f"{st.entry.role}\t{st.entry.repo_id}\t{st.entry.licence}\t{state}")
     return 1 if missing else 0
 
 
 def register(sub) -> None:
+    from .. import catalog
+
     p = sub.add_parser("launch", help="start the studio in the browser")
     add_common(p)
     p.add_argument("--host")
@@ -166,11 +171,13 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("image", nargs="?", help="image file (PNG/JPEG/WEBP)")
     p.add_argument("--prompt", help="text -> 3D instead of an image (Shap-E)")
-    p.add_argument("--backend", help="depth-relief | lrm | shap-e | hunyuan3d-2 (see --list-backends)")
+    p.add_argument("--backend", help=f"{' | '.join(catalog.MESH_BACKENDS)} (see --list-backends)")
     p.add_argument("--list-backends", dest="list_backends", action="store_true", help="list 3D backends and exit")
     p.add_argument("--out", help="FILE.glb, FILE.obj or FILE.zip (matching --format)")
     p.add_argument("--format", choices=["glb", "obj", "zip"], default="glb", help="default glb")
-    p.add_argument("--resolution", type=int, help="relief grid columns (depth-relief)")
+    p.add_argument("--resolution", type=int, help="working grid: " + "; ".join(
+        f"{b.name}: {'relief columns' if b.resolution_option == 'resolution' else 'field grid'}"
+        for b in catalog.MESH_BACKENDS.values()))
     p.add_argument("--size-cm", dest="size_cm", type=float, default=None,
                    help="largest extent in cm (default: the category's size, else 30)")
     p.add_argument("--category", help="product category for the default size (handbag, shoe, belt, ...)")
@@ -185,6 +192,6 @@ def register(sub) -> None:
     p = sub.add_parser("models", help="the model catalogue")
     add_common(p)
     p.add_argument("action", choices=["list", "status", "pull", "verify"], nargs="?", default="list")
-    p.add_argument("target", nargs="?", metavar="PROFILE", help="pull: the profile whose models to fetch")
+    p.add_argument("target", nargs="?", metavar="PROFILE", help="pull: the profile whose models (every role) to fetch")
     p.add_argument("--source", help="pull: a local mirror folder holding <repo id>/ trees instead of the Hub")
     p.set_defaults(func=cmd_models)

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from .. import catalog
-from ..errors import InvalidRequest, ModelMissing
+from ..errors import InvalidRequest
 from ..store import Design
 from .base import ProgressFn, translate_errors
 
-#: Catalogue roles whose models this mixin loads.
-MESH_ROLES = ("segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d")
 EXPORT_FORMATS = ("glb", "obj", "zip")
 
 
@@ -18,50 +16,21 @@ class MeshesMixin:
     sign_provenance = None
 
     # ------------------------------------------------------------------ models
-    def _load_mesh_model(self, role: str, entry, path):
-        if role == "segmentation":
-            from pipelines.background import SegmentationModel
-
-            return SegmentationModel.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device)
-        if role == "lrm":
-            from pipelines.mesh.lrm import LRMBackend
-
-            return LRMBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device)
-        if role in ("shap-e", "shap-e-text"):
-            from pipelines.mesh.shap_e import ShapEBackend
-
-            return ShapEBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device,
-                                     steps=self.mesh_defaults["shap_e_steps"])
-        raise ModelMissing(_hunyuan_message(entry))
-
     @property
     def mesh_defaults(self) -> dict:
         return dict(catalog.MESH_DEFAULTS[self.settings.profile])
 
-    def mesh_backends(self) -> list[tuple[catalog.MeshBackendInfo, catalog.ModelEntry]]:
+    def mesh_backends(self) -> list[tuple[catalog.MeshBackend, catalog.ModelEntry]]:
         """Every 3D backend with the catalogue entry it would use in this profile."""
-        return [(info, catalog.entry_for(self.settings.profile, info.role)) for info in catalog.MESH_BACKENDS.values()]
+        return catalog.backends_for(self.settings.profile)
 
     def _mesh_backend(self, name: str, *, text: bool = False):
-        info = catalog.MESH_BACKENDS.get(name)
-        if info is None:
-            raise InvalidRequest(f"3D backend {name!r} is not one of {', '.join(catalog.MESH_BACKENDS)}")
-        if info.role == "hunyuan3d":
-            raise ModelMissing(_hunyuan_message(catalog.entry_for(self.settings.profile, "hunyuan3d")))
+        info = catalog.mesh_backend(name)
         if text and not info.text_role:
             raise InvalidRequest(f"3D backend {name!r} makes 3D from images only; text -> 3D needs 'shap-e'")
-        backend = self._model(info.text_role if text else info.role)
-        if not text:
-            backend.segmenter = self._segmenter()
-        return backend
+        return self._model(info.text_role if text else info.role)
 
-    def _segmenter(self):
-        try:
-            return self._model("segmentation")
-        except ModelMissing:
-            return None  # the alpha channel and the plain-backdrop threshold still work
-
-    def _mesh_options(self, *, size_cm, category, resolution, face_budget, texture_size, material, seed):
+    def _mesh_options(self, *, backend, size_cm, category, resolution, face_budget, texture_size, material, seed):
         from pipelines.mesh import MeshOptions, check_options
         from pipelines.mesh.base import CATEGORY_SIZE_CM
 
@@ -76,12 +45,18 @@ class MeshesMixin:
         for label, value in (("size_cm", size_cm), ("face_budget", face_budget), ("texture_size", texture_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise InvalidRequest(f"{label} must be a number, got {value!r}")
+        if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int)):
+            raise InvalidRequest(f"resolution must be a whole number, got {resolution!r}")
         if face_budget is not None and face_budget < 4:
             raise InvalidRequest(f"face budget must be at least 4 faces, got {face_budget}")
+        # --resolution sets the grid the chosen backend works on: relief columns or the field grid.
+        sizes = {"resolution": int(self.defaults.get("mesh_resolution", 128)), "grid": int(d["grid"])}
+        if resolution is not None:
+            sizes[catalog.mesh_backend(backend).resolution_option] = resolution
         options = MeshOptions(
-            resolution=resolution or self.defaults.get("mesh_resolution", 128), size_m=float(size_cm) / 100.0,
-            face_budget=int(face_budget or d["face_budget"]), texture_size=int(texture_size or d["texture_size"]),
-            material=material or "leather", seed=int(seed or 0), grid=int(d["grid"]),
+            size_m=float(size_cm) / 100.0, face_budget=int(face_budget or d["face_budget"]),
+            texture_size=int(texture_size or d["texture_size"]), material=material or "leather",
+            seed=int(seed or 0), **sizes,
         )
         with translate_errors():
             check_options(options)
@@ -111,9 +86,9 @@ class MeshesMixin:
         if parent.kind != "image":
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
         name = backend or self.mesh_defaults["backend"]
-        options, size_cm = self._mesh_options(size_cm=size_cm, category=category, resolution=resolution,
-                                              face_budget=face_budget, texture_size=texture_size,
-                                              material=material, seed=seed)
+        options, size_cm = self._mesh_options(backend=name, size_cm=size_cm, category=category,
+                                              resolution=resolution, face_budget=face_budget,
+                                              texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
             model = self._mesh_backend(name)
@@ -127,6 +102,7 @@ class MeshesMixin:
         *,
         backend: str = "shap-e",
         project: str | None = None,
+        resolution: int | None = None,
         size_cm: float | None = 30.0,
         category: str | None = None,
         face_budget: int | None = None,
@@ -138,9 +114,9 @@ class MeshesMixin:
         on_progress: ProgressFn | None = None,
     ) -> Design:
         """Text -> textured mesh design (no parent)."""
-        options, size_cm = self._mesh_options(size_cm=size_cm, category=category, resolution=None,
-                                              face_budget=face_budget, texture_size=texture_size,
-                                              material=material, seed=seed)
+        options, size_cm = self._mesh_options(backend=backend, size_cm=size_cm, category=category,
+                                              resolution=resolution, face_budget=face_budget,
+                                              texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
             model = self._mesh_backend(backend, text=True)
             result = model.generate(prompt, options, on_progress=_reporter(on_progress))
@@ -309,11 +285,3 @@ def _reporter(on_progress):
         on_progress(fraction * 0.8, stage)
 
     return report
-
-
-def _hunyuan_message(entry) -> str:
-    return (
-        f"{entry.repo_id} is not installed. WARNING: its licence ({entry.licence_line}) excludes the EU, UK and "
-        "South Korea and it is not a default; to opt in, install the hy3dgen package and its weights yourself "
-        "after checking your territory"
-    )

@@ -10,14 +10,13 @@ import threading
 from pathlib import Path
 
 from .. import catalog
-from ..errors import InvalidRequest
 from ..settings import Settings
 from ..store import Design, Store
 from .base import translate_errors
 from .batch import BatchMixin
 from .concepts import ConceptsMixin
 from .governance import GovernanceMixin
-from .meshes import MESH_ROLES, MeshesMixin
+from .meshes import MeshesMixin
 from .team import TeamMixin
 
 
@@ -50,7 +49,8 @@ class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin)
         return values
 
     def model_status(self) -> list[catalog.ModelStatus]:
-        return catalog.status(self.settings.profile, self.settings.resolved_models_dir)
+        """Every role of the profile; tiny twins count as present (they are built on first use)."""
+        return catalog.status(self.settings.profile, self.settings.resolved_models_dir, build_tiny=False)
 
     def _model(self, role: str):
         key = (self.settings.profile, role)
@@ -64,18 +64,7 @@ class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin)
     def _load(self, role: str, entry: catalog.ModelEntry, path: Path):
         from pipelines.devices import resolve_dtype
 
-        dtype = resolve_dtype(self.settings.dtype, self.device)
-        if role == "concept":
-            from pipelines.concept import ConceptModel
-
-            return ConceptModel.load(path, name=entry.repo_id, revision=entry.revision, device=self.device, dtype=dtype)
-        if role == "depth":
-            from pipelines.mesh.depth_relief import DepthReliefBackend
-
-            return DepthReliefBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device)
-        if role in MESH_ROLES:
-            return self._load_mesh_model(role, entry, path)
-        raise InvalidRequest(f"no loader for the model role {role!r}")
+        return catalog.load_entry(entry, path, self.device, resolve_dtype(self.settings.dtype, self.device))
 
     def concept_limits(self):
         from pipelines.concept import ConceptLimits

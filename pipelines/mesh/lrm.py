@@ -617,11 +617,11 @@ def composite_on_grey(rgba: np.ndarray, grey: float = 0.5) -> np.ndarray:
     return (rgb * 255.0).astype(np.uint8)
 
 
-def condition_image(image, segmenter=None, *, size: int, ratio: float = FOREGROUND_RATIO, grey: float = 0.5):
+def condition_image(image, *, size: int, ratio: float = FOREGROUND_RATIO, grey: float = 0.5):
     """(pixels (1, 3, size, size) in [0, 1], mask source, framed RGB image): TripoSR's preprocessing.
 
     A soft alpha channel is kept as it is; otherwise the mask comes from the plain-backdrop threshold
-    or the segmentation model (``pipelines.background.remove_background``). The framed image is
+    (``pipelines.background.remove_background``). The framed image is
     resized with antialiased bilinear filtering, as TripoSR's ``ImagePreprocessor`` does.
     """
     from PIL import Image
@@ -639,7 +639,7 @@ def condition_image(image, segmenter=None, *, size: int, ratio: float = FOREGROU
             raise InvalidInput("image is fully transparent: there is no object to make 3D from")
         source = "alpha"
     else:
-        mask, source = remove_background(image.convert("RGB"), segmenter)
+        mask, source = remove_background(image.convert("RGB"))
         rgba[..., 3] = np.where(mask, 255, 0).astype(np.uint8)
     framed = composite_on_grey(frame_foreground(rgba, ratio), grey)
     pixels = torch.from_numpy(framed.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
@@ -675,7 +675,6 @@ class LRMBackend:
     """Image -> mesh through ``LargeReconstructionModel``."""
 
     name = "lrm"
-    segmenter = None  # optional background-removal model (pipelines.background.SegmentationModel)
 
     def __init__(self, model: LargeReconstructionModel, *, model_name: str, revision: str = "local", device: str = "cpu"):
         self.model = model.to(device)
@@ -696,8 +695,8 @@ class LRMBackend:
         timer = timer or StageTimer()
         cfg = self.model.config
         with timer.stage("background"):
-            pixels, mask_source, _ = condition_image(image, self.segmenter, size=cfg.cond_image_size,
-                                                     ratio=cfg.foreground_ratio, grey=cfg.background)
+            pixels, mask_source, _ = condition_image(image, size=cfg.cond_image_size,
+                                            ratio=cfg.foreground_ratio, grey=cfg.background)
         pixels = pixels.to(self.device)
         if on_progress:
             on_progress("reconstructing the triplane", 0.1)
