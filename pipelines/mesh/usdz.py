@@ -7,6 +7,7 @@ of the PBR preset. ``usdz_compliance`` runs usd-core's ARKit checker over the by
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from ..errors import InvalidInput
 
 ROOT = "/Model"
+PROVENANCE_KEY = "studio_provenance"
 
 
 def _usd():
@@ -38,11 +40,12 @@ def _material_values(mesh) -> tuple[object, float, float, tuple[float, float, fl
             factor)
 
 
-def export_usdz(mesh, name: str = "model", *, quads: int = 0) -> bytes:
+def export_usdz(mesh, name: str = "model", *, quads: int = 0, provenance: dict | None = None) -> bytes:
     """ARKit USDZ bytes of a textured (UV-mapped) trimesh in metres, +Y up.
 
     ``quads``: how many quads a quad-remeshed mesh holds (its first ``2 * quads`` triangles, see
-    ``remesh.QuadMesh.triangulated``); USD keeps them as 4-sided faces.
+    ``remesh.QuadMesh.triangulated``); USD keeps them as 4-sided faces. ``provenance``: a record (with
+    its bill of materials) kept as JSON in the root layer's ``customLayerData["studio_provenance"]``.
     """
     Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt = _usd()
     faces = np.asarray(getattr(mesh, "faces", []))
@@ -117,6 +120,9 @@ def export_usdz(mesh, name: str = "model", *, quads: int = 0) -> bytes:
         else:
             shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set(Gf.Vec3f(*factor[:3]))
         UsdShade.MaterialBindingAPI.Apply(geom.GetPrim()).Bind(material)
+        if provenance is not None:
+            stage.GetRootLayer().customLayerData = {
+                PROVENANCE_KEY: json.dumps(provenance, sort_keys=True, ensure_ascii=False, default=str)}
         stage.GetRootLayer().Save()
         del stage
 
@@ -174,5 +180,6 @@ def load_usdz_summary(data: bytes) -> dict:
 
             with zipfile.ZipFile(buffer) as zf:
                 names = zf.namelist()
-        return {"up_axis": UsdGeom.GetStageUpAxis(stage), "meters_per_unit": UsdGeom.GetStageMetersPerUnit(stage),
+        raw = stage.GetRootLayer().customLayerData.get(PROVENANCE_KEY)
+        return {"provenance": json.loads(raw) if raw else None, "up_axis": UsdGeom.GetStageUpAxis(stage), "meters_per_unit": UsdGeom.GetStageMetersPerUnit(stage),
                 "default_prim": str(stage.GetDefaultPrim().GetPath()), "meshes": meshes, "files": names}
