@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -136,10 +137,15 @@ def usdz_compliance(data: bytes) -> dict:
     """usd-core's ARKit compliance checker over USDZ bytes: ``{"errors": [...], "failed_checks": [...],
     "warnings": [...]}`` (a file AR Quick Look accepts has no errors and no failed checks)."""
     *_, UsdUtils, _ = _usd()
+    if not hasattr(UsdUtils, "ComplianceChecker"):
+        raise InvalidInput("this usd-core has no ARKit ComplianceChecker (removed in 26.8); install usd-core<26.8")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "check.usdz"
         path.write_bytes(data)
-        checker = UsdUtils.ComplianceChecker(arkit=True)
+        with warnings.catch_warnings():
+            # Deprecated in favour of UsdValidation, which has no ARKit rules yet (hence usd-core < 26.8).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            checker = UsdUtils.ComplianceChecker(arkit=True)
         checker.CheckCompliance(str(path))
         return {"errors": list(checker.GetErrors()), "failed_checks": list(checker.GetFailedChecks()),
                 "warnings": list(checker.GetWarnings())}
