@@ -62,6 +62,15 @@ def test_a_restricted_component_flags_the_asset_and_its_children(studio, monkeyp
     assert mesh.params["bom"]["restricted"] is True  # inherited through the lineage
     assert bom_restrictions(mesh.params["bom"]) == mesh.params["bom"]["restricted_parts"]
 
+    # The review card shows the bill and the warning.
+    from types import SimpleNamespace
+
+    from design_studio.ui.review_tab import bom_md
+
+    card = "\n".join(bom_md(SimpleNamespace(design=image, mesh=mesh)))
+    assert f"RESTRICTED design #{image.id}" in card and f"RESTRICTED 3D #{mesh.id}" in card
+    assert "Bill of materials" in card and "xatlas" in card
+
 
 def test_verify_prints_the_bom_and_warns_on_restricted(studio, settings, monkeypatch, capsys, tmp_path):
     for key, value in cli_env(settings).items():
