@@ -6,6 +6,8 @@ components of the image it was made from, so a restricted concept model marks th
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from brand_guard.bom import Component, bill_of_materials, bom_components, runtime
 
 from . import catalog
@@ -19,9 +21,25 @@ def _entry(repo_id: str) -> catalog.ModelEntry | None:
     return next((e for e in catalog.CATALOGUE.values() if e.repo_id == repo_id), None)
 
 
-def weights(repo_id: str, revision: str, role: str) -> Component:
-    """A model's weights with the catalogue's licence; a model outside the catalogue is marked unknown
-    (and restricted: nothing says a house may use it)."""
+def _pinned(repo_id: str, revision: str, models_dir: Path | None) -> str:
+    """The commit ``studio models pull`` resolved a branch name to (from the lock file), else ``revision``."""
+    if models_dir is None:
+        return revision
+    from .models_lock import read_lock
+
+    try:
+        locked = read_lock(Path(models_dir)).get("models", {}).get(repo_id) or {}
+    except Exception:  # an unreadable lock file is reported by `studio models verify`, not here
+        return revision
+    if locked.get("revision") and locked.get("requested_revision", revision) == revision:
+        return str(locked["revision"])
+    return revision
+
+
+def weights(repo_id: str, revision: str, role: str, models_dir: Path | None = None) -> Component:
+    """A model's weights with the catalogue's licence and the pinned revision; a model outside the
+    catalogue is marked unknown (and restricted: nothing says a house may use it)."""
+    revision = _pinned(repo_id, revision, models_dir)
     entry = _entry(repo_id)
     if entry is None:
         return Component(repo_id, role, "unknown (not in the catalogue)", kind="weights", repo=repo_id,
@@ -36,11 +54,12 @@ def _lineage(entry: catalog.ModelEntry) -> str:
     return str(getattr(entry, "lineage", "") or "")
 
 
-def concept_components(model: str, revision: str, params: dict) -> list[Component]:
+def concept_components(model: str, revision: str, params: dict, models_dir: Path | None = None) -> list[Component]:
     """Text/sketch -> image: the base model, the sketch ControlNet, house adapters, the runtime."""
-    parts = [weights(model, revision, "concept (text/sketch -> image)")]
+    parts = [weights(model, revision, "concept (text/sketch -> image)", models_dir)]
     if params.get("sketch_model"):
-        parts.append(weights(params["sketch_model"], params.get("sketch_revision", ""), "sketch conditioning"))
+        parts.append(weights(params["sketch_model"], params.get("sketch_revision", ""), "sketch conditioning",
+                             models_dir))
     base = _entry(model)
     for adapter in params.get("adapters") or []:
         name = adapter.get("name") if isinstance(adapter, dict) else str(adapter)
@@ -58,17 +77,17 @@ def upload_bom() -> dict:
     return bill_of_materials(runtime("pillow", "invisible-watermark"))
 
 
-def mesh_components(model: str, revision: str, params: dict, *, profile: str,
+def mesh_components(model: str, revision: str, params: dict, *, profile: str, models_dir: Path | None = None,
                     parent_bom: dict | None = None, parent_uid: str = "") -> list[Component]:
     """Image/text -> mesh: the backend's weights, background removal, post-processing, previews,
     remesher, plus the parent image's components (marked ``via`` the parent)."""
     backend = catalog.MESH_BACKENDS.get(str(params.get("backend", "")))
-    parts = [weights(model, revision, f"3D backend {backend.name}" if backend else "3D backend")]
+    parts = [weights(model, revision, f"3D backend {backend.name}" if backend else "3D backend", models_dir)]
     mask = params.get("mask")
     if mask == "model":
         try:
             seg = catalog.entry_for(profile, "segmentation")
-            parts.append(weights(seg.repo_id, seg.revision, "background removal"))
+            parts.append(weights(seg.repo_id, seg.revision, "background removal", models_dir))
         except Exception:  # a profile without a segmentation model cannot have used one
             pass
     elif mask in ("alpha", "threshold", "none"):
@@ -85,14 +104,15 @@ def mesh_components(model: str, revision: str, params: dict, *, profile: str,
     return parts
 
 
-def concept_bom(model: str, revision: str, params: dict) -> dict:
-    return bill_of_materials(concept_components(model, revision, params))
+def concept_bom(model: str, revision: str, params: dict, models_dir: Path | None = None) -> dict:
+    return bill_of_materials(concept_components(model, revision, params, models_dir))
 
 
-def mesh_bom(model: str, revision: str, params: dict, *, profile: str, parent=None) -> dict:
+def mesh_bom(model: str, revision: str, params: dict, *, profile: str, models_dir: Path | None = None,
+             parent=None) -> dict:
     parent_params = (parent.params or {}) if parent is not None else {}
     return bill_of_materials(mesh_components(
-        model, revision, params, profile=profile, parent_bom=parent_params.get("bom"),
+        model, revision, params, profile=profile, models_dir=models_dir, parent_bom=parent_params.get("bom"),
         parent_uid=(parent.uid or str(parent.id)) if parent is not None else ""))
 
 

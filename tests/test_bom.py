@@ -128,3 +128,17 @@ def test_ffmpeg_licence_follows_the_build_configuration():
     assert ffmpeg_licence("configuration: --enable-gpl") == "GPL-2.0-or-later"
     assert ffmpeg_licence("configuration: --disable-debug") == "LGPL-2.1-or-later"
     assert ffmpeg_licence("configuration: --enable-nonfree --enable-gpl").startswith("nonfree")
+
+
+def test_weights_record_the_commit_the_lock_file_pinned(tmp_path):
+    from design_studio.bom import weights
+    from design_studio.models_lock import lock_path
+
+    entry = catalog.CATALOGUE["triposr"]
+    assert weights(entry.repo_id, "main", "3D backend lrm", tmp_path).revision == "main"  # nothing pulled yet
+    lock_path(tmp_path).write_text(json.dumps({"version": 1, "models": {entry.repo_id: {
+        "repo_id": entry.repo_id, "requested_revision": "main", "revision": "0123abcd" * 5}}}))
+    part = weights(entry.repo_id, "main", "3D backend lrm", tmp_path)
+    assert part.revision == "0123abcd" * 5 and part.licence == "MIT" and part.repo == entry.repo_id
+    unknown = weights("someone/fine-tune", "main", "concept")
+    assert unknown.restricted and "not in the catalogue" in unknown.licence

@@ -228,7 +228,8 @@ class ConceptsMixin:
             meta = dict(params, project=proj.name if proj else "", created_by=actor, kind="image")
             uid = self._new_uid()  # governance hook: the id the watermark carries, known before the row
             params.update(uid=uid, **self._governance_params())
-            params["bom"] = concept_bom(model.name, model.revision, params)  # inside the signed record
+            params["bom"] = concept_bom(model.name, model.revision, params,  # inside the signed record
+                                        self.settings.resolved_models_dir)
             data = self._stamp_png(item.image, dict(  # governance hook: watermark + signed record
                 design_uid=uid, actor=actor, prompt=req.prompt, negative_prompt=req.negative_prompt, seed=item.seed,
                 model=model.name, revision=model.revision, params=params, kind="concept",

@@ -204,7 +204,7 @@ class MeshesMixin:
             params = dict(item["params"], uid=uid, **self._governance_params())
             # Every model and runtime part that touched the mesh, inside the signed record.
             params["bom"] = mesh_bom(item["model"], item["revision"], params, profile=self.settings.profile,
-                                     parent=parent)
+                                     models_dir=self.settings.resolved_models_dir, parent=parent)
             glb = self._stamp_glb(item["glb"], dict(
                 design_uid=uid, actor=actor, prompt=item["prompt"], seed=item["seed"], model=item["model"],
                 revision=item["revision"], params=params, kind="mesh",

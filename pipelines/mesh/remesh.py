@@ -65,7 +65,10 @@ def quads_from_triangles(faces: np.ndarray, n_quads: int) -> tuple[np.ndarray, n
 
 @contextlib.contextmanager
 def _quiet_native_output():
-    """Instant Meshes prints its progress from C++ to stdout; keep it out of the CLI's output."""
+    """Instant Meshes prints its progress from C++ to stdout; keep it out of the CLI's output.
+
+    File descriptor 1 is process-wide: other threads' stdout is dropped for the second or so the
+    remesher runs (logging goes to stderr and is unaffected)."""
     try:
         sys.stdout.flush()
         saved = os.dup(1)
