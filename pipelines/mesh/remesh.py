@@ -114,7 +114,7 @@ def surface_colour_fn(mesh, samples: int = 200_000, k: int = 4, seed: int = 0):
     tree = cKDTree(points)
 
     def colour(query: np.ndarray) -> np.ndarray:
-        dist, idx = tree.query(query, k=k)
+        dist, idx = tree.query(query, k=k, workers=-1)
         weights = 1.0 / np.maximum(dist, 1e-9)
         return (colours[idx] * weights[..., None]).sum(1) / weights.sum(1, keepdims=True)
 
