@@ -20,6 +20,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 BACKDROP = (0.96, 0.95, 0.93, 1.0)
 MAX_FRAMES = 360
 MAX_SIDE = 2048
+TURNTABLE_FPS = 12  # one frame rate for GIF and MP4, so both turn at the same speed
 
 
 # EGL contexts belong to the thread that made them, and pyrender's ``delete`` terminates the shared
@@ -127,7 +128,7 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def gif_bytes(frames: list[Image.Image], fps: int = 12) -> bytes:
+def gif_bytes(frames: list[Image.Image], fps: int = TURNTABLE_FPS) -> bytes:
     """An endlessly looping GIF; every frame is kept (no dedup) so N views give N frames."""
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps),
@@ -135,12 +136,36 @@ def gif_bytes(frames: list[Image.Image], fps: int = 12) -> bytes:
     return buffer.getvalue()
 
 
-def mp4_bytes(frames: list[Image.Image], fps: int = 24) -> bytes:
-    """H.264 MP4 through imageio-ffmpeg (optional dependency)."""
+def mp4_bytes(frames: list[Image.Image], fps: int = TURNTABLE_FPS) -> bytes:
+    """H.264 MP4 (yuv420p, fast start: plays in browsers and QuickTime) through imageio-ffmpeg's
+    bundled ffmpeg; odd frame sides are padded by one pixel of backdrop, as yuv420p needs even ones."""
     try:
-        import imageio.v3 as iio
-        import imageio_ffmpeg  # noqa: F401
+        import imageio_ffmpeg
     except ImportError:
         raise InvalidInput("MP4 turntables need the imageio-ffmpeg package; use GIF or install it") from None
-    arrays = np.stack([np.asarray(f.convert("RGB")) for f in frames])
-    return iio.imwrite("<bytes>", arrays, extension=".mp4", fps=fps)
+    import tempfile
+
+    if not frames:
+        raise InvalidInput("an MP4 turntable needs at least one frame, got none")
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 120:
+        raise InvalidInput(f"MP4 frame rate must be an integer between 1 and 120, got {fps!r}")
+    w, h = frames[0].size
+    even = (w + w % 2, h + h % 2)
+    backdrop = tuple(int(c * 255) for c in BACKDROP[:3])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "turntable.mp4")
+        writer = imageio_ffmpeg.write_frames(
+            path, even, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=8,
+            macro_block_size=1, ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
+        writer.send(None)  # start ffmpeg
+        try:
+            for frame in frames:
+                if frame.size != (w, h):
+                    raise InvalidInput(f"MP4 frames must all be {w}x{h}, got one of {frame.size[0]}x{frame.size[1]}")
+                canvas = Image.new("RGB", even, backdrop)
+                canvas.paste(frame.convert("RGB"), (0, 0))
+                writer.send(np.ascontiguousarray(np.asarray(canvas)))
+        finally:
+            writer.close()
+        with open(path, "rb") as fh:
+            return fh.read()

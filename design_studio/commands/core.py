@@ -58,13 +58,13 @@ def cmd_mesh(args) -> int:
     if not args.out:
         raise StudioError("--out FILE is required")
     out = Path(args.out)
-    suffix = {"glb": ".glb", "obj": ".obj", "zip": ".zip"}[args.format]
+    suffix = {"glb": ".glb", "obj": ".obj", "usdz": ".usdz", "zip": ".zip"}[args.format]
     if out.suffix.lower() != suffix:
         raise StudioError(f"--out {str(out)!r} must end in {suffix} for --format {args.format}")
     studio = studio_from(args)
     common = dict(size_cm=args.size_cm, category=args.category, face_budget=args.face_budget,
                   texture_size=args.texture_size, material=args.material, seed=args.seed,
-                  previews=not args.no_previews, actor=actor())
+                  previews=not args.no_previews, topology=args.topology, actor=actor())
     if args.prompt:
         mesh = studio.make_mesh_from_prompt(args.prompt, backend=args.backend or "shap-e", project=args.project,
                                             resolution=args.resolution, **common)
@@ -88,6 +88,10 @@ def cmd_mesh(args) -> int:
     p = mesh.params
     print(f"{out}\tdesign {mesh.id}\t{origin}\t{p['backend']}\t{p['faces']} faces\t"
           f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm")
+    topo = p.get("topology") or {}
+    if topo.get("kind") == "quads":
+        glb_note = "; GLB holds triangles only (each quad as two)" if args.format in ("glb", "zip") else ""
+        print(f"quads\t{topo['quads']} quads\t{topo['triangles']} triangles\tfrom {topo['faces_in']} faces{glb_note}")
     return 0
 
 
@@ -167,14 +171,18 @@ def register(sub) -> None:
     p.add_argument("--speed", choices=["draft", "final"], help="few steps to explore / full steps (overridden by --steps)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("mesh", help="image or prompt -> textured 3D mesh (GLB, OBJ or ZIP)")
+    p = sub.add_parser("mesh", help="image or prompt -> textured 3D mesh (GLB, OBJ, USDZ or ZIP)")
     add_common(p)
     p.add_argument("image", nargs="?", help="image file (PNG/JPEG/WEBP)")
     p.add_argument("--prompt", help="text -> 3D instead of an image (Shap-E)")
     p.add_argument("--backend", help=f"{' | '.join(catalog.MESH_BACKENDS)} (see --list-backends)")
     p.add_argument("--list-backends", dest="list_backends", action="store_true", help="list 3D backends and exit")
-    p.add_argument("--out", help="FILE.glb, FILE.obj or FILE.zip (matching --format)")
-    p.add_argument("--format", choices=["glb", "obj", "zip"], default="glb", help="default glb")
+    p.add_argument("--out", help="FILE.glb, FILE.obj, FILE.usdz or FILE.zip (matching --format)")
+    p.add_argument("--format", choices=["glb", "obj", "usdz", "zip"], default="glb",
+                   help="default glb; usdz is for AR Quick Look (needs usd-core)")
+    p.add_argument("--topology", choices=["triangles", "quads"], default="triangles",
+                   help="quads: Instant Meshes quad remesh for CAD/CLO handoff (kept in OBJ and USDZ; GLB is "
+                        "triangles only)")
     p.add_argument("--resolution", type=int, help="working grid: " + "; ".join(
         f"{b.name}: {'relief columns' if b.resolution_option == 'resolution' else 'field grid'}"
         for b in catalog.MESH_BACKENDS.values()))

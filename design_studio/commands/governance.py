@@ -89,7 +89,10 @@ def cmd_verify(args) -> int:
     result = studio.verify_file(args.file, trust=_trusted_keys(args.trust))
     c2pa = studio.c2pa_status(args.file)
     out = {"status": result.status, "reason": result.reason, "record": result.record, "c2pa": c2pa}
+    out.update(_bill_of_materials(result.record))
     print(json.dumps(out, indent=1, ensure_ascii=False))
+    if out.get("restricted"):
+        print(f"studio: RESTRICTED asset: {'; '.join(out['restricted_parts'])}", file=sys.stderr)
     if result.ok and c2pa["status"] == "invalid":
         # The studio's own checks pass but the embedded Content Credentials do not: the file was altered.
         print(f"studio: tampered: {c2pa['detail']}", file=sys.stderr)
@@ -98,6 +101,18 @@ def cmd_verify(args) -> int:
         return 0
     print(f"studio: {result.status}: {result.reason}", file=sys.stderr)
     return EXIT_UNKNOWN if result.status == "unknown" else EXIT_TAMPERED
+
+
+def _bill_of_materials(record) -> dict:
+    """The signed record's bill of materials as printable lines, and whether a part restricts the asset."""
+    from brand_guard.bom import bom_lines, bom_restrictions
+
+    params = (record or {}).get("params") if isinstance(record, dict) else None
+    bom = (params or {}).get("bom") if isinstance(params, dict) else None
+    if not bom:
+        return {"bill_of_materials": []}
+    restrictions = bom_restrictions(bom)
+    return {"bill_of_materials": bom_lines(bom), "restricted": bool(restrictions), "restricted_parts": restrictions}
 
 
 def cmd_public_key(args) -> int:

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 from .. import catalog
+from ..bom import concept_bom, upload_bom
 from ..errors import InvalidRequest
 from ..store import Design
 from .base import ProgressFn, translate_errors
@@ -227,6 +228,8 @@ class ConceptsMixin:
             meta = dict(params, project=proj.name if proj else "", created_by=actor, kind="image")
             uid = self._new_uid()  # governance hook: the id the watermark carries, known before the row
             params.update(uid=uid, **self._governance_params())
+            params["bom"] = concept_bom(model.name, model.revision, params,  # inside the signed record
+                                        self.settings.resolved_models_dir)
             data = self._stamp_png(item.image, dict(  # governance hook: watermark + signed record
                 design_uid=uid, actor=actor, prompt=req.prompt, negative_prompt=req.negative_prompt, seed=item.seed,
                 model=model.name, revision=model.revision, params=params, kind="concept",
@@ -312,7 +315,8 @@ class ConceptsMixin:
 
         with translate_errors():
             image = open_image(source, max_pixels=self.settings.max_image_pixels, name=name)
-        meta = {"model": "upload", "source_name": name or (str(source) if not isinstance(source, bytes) else "")}
+        meta = {"model": "upload", "source_name": name or (str(source) if not isinstance(source, bytes) else ""),
+                "bom": upload_bom()}
         uid = self._new_uid()  # governance hook
         data = self._stamp_png(image, dict(design_uid=uid, actor=actor, model="upload", params=meta,  # governance hook
                                            kind="upload"), extra_meta=meta)

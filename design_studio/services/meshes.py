@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from .. import catalog
+from ..bom import export_bom, mesh_bom
 from ..errors import InvalidRequest
 from ..store import Design
 from .base import ProgressFn, translate_errors
 
-EXPORT_FORMATS = ("glb", "obj", "zip")
+EXPORT_FORMATS = ("glb", "obj", "usdz", "zip")
+TOPOLOGIES = ("triangles", "quads")
 
 
 class MeshesMixin:
@@ -76,16 +78,20 @@ class MeshesMixin:
         material: str | None = None,
         seed: int | None = None,
         previews: bool = True,
+        topology: str = "triangles",
         actor: str = "",
         on_progress: ProgressFn | None = None,
     ) -> Design:
-        """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it."""
+        """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it.
+
+        ``topology="quads"`` remeshes into quads for CAD/CLO handoff (OBJ and USDZ keep the quads)."""
         from pipelines.images import open_image
 
         parent = self.store.design(design_id)
         if parent.kind != "image":
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
         name = backend or self.mesh_defaults["backend"]
+        _check_topology(topology)
         options, size_cm = self._mesh_options(backend=name, size_cm=size_cm, category=category,
                                               resolution=resolution, face_budget=face_budget,
                                               texture_size=texture_size, material=material, seed=seed)
@@ -94,7 +100,7 @@ class MeshesMixin:
             model = self._mesh_backend(name)
             result = model.reconstruct(image, options, on_progress=_reporter(on_progress))
         return self._save_mesh(result, options, size_cm=size_cm, project_id=parent.project_id, parent=parent,
-                               previews=previews, actor=actor, on_progress=on_progress)
+                               previews=previews, topology=topology, actor=actor, on_progress=on_progress)
 
     def make_mesh_from_prompt(
         self,
@@ -110,10 +116,12 @@ class MeshesMixin:
         material: str | None = None,
         seed: int | None = None,
         previews: bool = True,
+        topology: str = "triangles",
         actor: str = "",
         on_progress: ProgressFn | None = None,
     ) -> Design:
         """Text -> textured mesh design (no parent)."""
+        _check_topology(topology)
         options, size_cm = self._mesh_options(backend=backend, size_cm=size_cm, category=category,
                                               resolution=resolution, face_budget=face_budget,
                                               texture_size=texture_size, material=material, seed=seed)
@@ -122,15 +130,29 @@ class MeshesMixin:
             result = model.generate(prompt, options, on_progress=_reporter(on_progress))
         project_id = self.store.project(project).id
         return self._save_mesh(result, options, size_cm=size_cm, project_id=project_id, parent=None, prompt=prompt,
-                               previews=previews, actor=actor, on_progress=on_progress)
+                               previews=previews, topology=topology, actor=actor, on_progress=on_progress)
 
     def _save_mesh(self, result, options, *, size_cm, project_id, parent, previews, actor, on_progress,
-                   prompt: str = "") -> Design:
+                   prompt: str = "", topology: str = "triangles") -> Design:
         import time
 
         from pipelines.mesh import export_glb
 
         timings = result.params.setdefault("timings", {})
+        if topology == "quads":
+            from pipelines.mesh.remesh import quad_remesh
+
+            if on_progress:
+                on_progress(0.8, "remeshing into quads")
+            start = time.perf_counter()
+            with translate_errors():
+                # The face budget counts triangles (GLB): each quad is two of them.
+                quads = quad_remesh(result.mesh, target_faces=max(options.face_budget // 2, 16),
+                                    texture_size=options.texture_size,
+                                    material=options.material, seed=options.seed)
+                result.mesh = quads.triangulated()  # GLB holds triangles: each quad as two, listed first
+            timings["remesh"] = time.perf_counter() - start
+            result.params["topology"] = dict(quads.report, kind="quads")
         start = time.perf_counter()
         with translate_errors():
             glb = export_glb(result.mesh)
@@ -156,6 +178,9 @@ class MeshesMixin:
             parent = item["parent"]
             uid = self._new_uid()
             params = dict(item["params"], uid=uid, **self._governance_params())
+            # Every model and runtime part that touched the mesh, inside the signed record.
+            params["bom"] = mesh_bom(item["model"], item["revision"], params, profile=self.settings.profile,
+                                     models_dir=self.settings.resolved_models_dir, parent=parent)
             glb = self._stamp_glb(item["glb"], dict(
                 design_uid=uid, actor=actor, prompt=item["prompt"], seed=item["seed"], model=item["model"],
                 revision=item["revision"], params=params, kind="mesh",
@@ -174,7 +199,8 @@ class MeshesMixin:
 
     # ------------------------------------------------------------------ previews
     def render_previews(self, mesh, *, frames: int | None = None) -> dict:
-        """Thumbnail PNG + turntable GIF in the file store; ``{"error": why}`` when no GL is available."""
+        """Thumbnail PNG + turntable GIF and MP4 in the file store; ``{"error": why}`` when no GL is available.
+        The MP4 is left out (``mp4_error`` says why) when imageio-ffmpeg is missing."""
         from pipelines import render
 
         d = self.mesh_defaults
@@ -184,10 +210,21 @@ class MeshesMixin:
         frames = int(frames or d["turntable_frames"])
         with translate_errors():
             thumb = render.png_bytes(render.render_thumbnail(mesh, d["preview_size"]))
-            gif = render.gif_bytes(render.render_turntable(mesh, frames, d["preview_size"]))
+            turntable = render.render_turntable(mesh, frames, d["preview_size"])
+            gif = render.gif_bytes(turntable)
+        mp4, mp4_error = None, ""
+        try:
+            mp4 = render.mp4_bytes(turntable, fps=render.TURNTABLE_FPS)
+        except render.InvalidInput as exc:
+            mp4_error = str(exc)
         thumb_rel, _ = self.store.files.put(thumb, ".png")
         gif_rel, _ = self.store.files.put(gif, ".gif")
-        return {"thumbnail": thumb_rel, "turntable": gif_rel, "frames": frames}
+        shots = {"thumbnail": thumb_rel, "turntable": gif_rel, "frames": frames}
+        if mp4 is not None:
+            shots["turntable_mp4"] = self.store.files.put(mp4, ".mp4")[0]
+        else:
+            shots["mp4_error"] = mp4_error
+        return shots
 
     def preview_path(self, design: Design, which: str = "thumbnail"):
         rel = (design.params or {}).get("previews", {}).get(which)
@@ -214,8 +251,9 @@ class MeshesMixin:
         }
 
     def export_mesh(self, design_id: int, fmt: str = "glb") -> dict[str, bytes]:
-        """``{filename: bytes}`` of a mesh design as GLB, OBJ+MTL+PNG, or a ZIP of both plus provenance."""
-        from pipelines.mesh.export import export_obj, export_zip
+        """``{filename: bytes}`` of a mesh design as GLB, OBJ+MTL+PNG, USDZ, or a ZIP of GLB and OBJ plus
+        provenance. A quad-remeshed design keeps its quads in OBJ and USDZ (GLB holds triangles only)."""
+        from pipelines.mesh.export import export, export_zip
 
         if fmt not in EXPORT_FORMATS:
             raise InvalidRequest(f"format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
@@ -223,9 +261,19 @@ class MeshesMixin:
         name = f"design-{design.id}"
         if fmt == "glb":
             return {f"{name}.glb": self.store.file_path(design).read_bytes()}
+        quads = int(((design.params or {}).get("topology") or {}).get("quads", 0))
         with translate_errors():
+            if fmt == "obj" and quads:
+                from pipelines.mesh.remesh import quad_obj_from_mesh
+
+                return quad_obj_from_mesh(mesh, quads, name)
+            if fmt == "usdz":
+                from pipelines.mesh.usdz import export_usdz
+
+                record = dict(self.provenance(design), bom=export_bom((design.params or {}).get("bom"), fmt))
+                return {f"{name}.usdz": export_usdz(mesh, name, quads=quads, provenance=record)}
             if fmt == "obj":
-                return export_obj(mesh, name)
+                return export(mesh, "obj", name)
             return {f"{name}.zip": export_zip(mesh, self.provenance(design), name, sign=self.sign_provenance)}
 
     # ------------------------------------------------------------------ colourways
@@ -275,6 +323,11 @@ class MeshesMixin:
                                   prompt=source.prompt, negative_prompt=source.negative_prompt, seed=source.seed,
                                   model=source.model, revision=source.revision, params=params))
         return self._store_mesh_designs(items, actor)
+
+
+def _check_topology(topology: str) -> None:
+    if topology not in TOPOLOGIES:
+        raise InvalidRequest(f"topology {topology!r} is not one of {', '.join(TOPOLOGIES)}")
 
 
 def _reporter(on_progress):

@@ -7,7 +7,8 @@ from ..services import Studio
 from .common import actor_of, progress_adapter, user_errors
 
 MATERIALS = ["leather", "canvas", "metal", "silk"]
-FORMATS = ["glb", "obj", "zip"]
+FORMATS = ["glb", "obj", "usdz", "zip"]
+TOPOLOGIES = [("triangles", "triangles"), ("quads (CAD/CLO handoff; OBJ and USDZ keep them, GLB is triangles)", "quads")]
 
 
 def _write_downloads(studio: Studio, design_id: int, files: dict[str, bytes]) -> list[str]:
@@ -34,6 +35,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
                                     elem_id="mesh-faces")
             texture_size = gr.Dropdown([256, 512, 1024, 2048], value=defaults["texture_size"], label="Texture size (px)",
                                        elem_id="mesh-texture")
+        topology = gr.Radio(TOPOLOGIES, value="triangles", label="Topology", elem_id="mesh-topology")
         gr.Markdown("Thin, flat parts (straps, handles, leather panels): **depth-relief**. Whole closed objects: "
                     "**lrm**. Restricted licences are marked and never the default.")
     with gr.Row():
@@ -47,6 +49,8 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
                                  interactive=False)
             turntable = gr.Image(label="Turntable", type="filepath", height=170, elem_id="mesh-turntable",
                                  interactive=False)
+            turntable_mp4 = gr.Video(label="Turntable (MP4)", height=170, elem_id="mesh-turntable-mp4",
+                                     interactive=False, autoplay=True, loop=True)
     download = gr.File(label="Download GLB", elem_id="download")
     mesh_info = gr.Markdown(elem_id="mesh-info")
     with gr.Row():
@@ -67,7 +71,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         return (str(thumb) if thumb else None), (str(gif) if gif else None)
 
     @user_errors
-    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, request: gr.Request,
+    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, topology, request: gr.Request,
                   progress=gr.Progress()):
         if design_id is None:
             raise gr.Error("Choose a concept first: generate, then click an image.")
@@ -77,11 +81,17 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
             raise gr.Error(f"Face budget must be at least 4 faces, got {face_budget}.")
         mesh = studio.make_mesh(int(design_id), backend=backend, size_cm=float(size_cm), material=material,
                                 face_budget=int(face_budget), texture_size=int(texture_size),
-                                on_progress=progress_adapter(progress), actor=actor_of(request))
+                                topology=topology or "triangles", on_progress=progress_adapter(progress),
+                                actor=actor_of(request))
         thumb, gif = previews(mesh)
         p = mesh.params
         info = (f"design {mesh.id} · {p['backend']} · {p['faces']} faces · "
                 f"{'watertight' if p.get('watertight') else 'not watertight'} · {p['size_cm']:g} cm · {p['material']}")
+        topo = p.get("topology") or {}
+        if topo.get("kind") == "quads":
+            info += f" · {topo['quads']} quads + {topo['triangles']} triangles"
+        if (p.get("bom") or {}).get("restricted"):
+            info += " · **RESTRICTED:** " + "; ".join(p["bom"].get("restricted_parts", []))
         return (str(studio.store.file_path(mesh)), thumb, gif, str(studio.download_copy(mesh)), info, mesh.id)
 
     @user_errors
@@ -97,9 +107,15 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count), actor=actor_of(request))
         return [(previews(v)[0], f"{v.params['colourway']} {v.params['hex']}") for v in variants if previews(v)[0]]
 
-    make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size],
+    def on_mp4(mesh_id):
+        if mesh_id is None:
+            return None
+        path = studio.preview_path(studio.store.design(int(mesh_id)), "turntable_mp4")
+        return str(path) if path else None
+
+    make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size, topology],
                  [viewer, thumbnail, turntable, download, mesh_info, mesh_state], api_name="make_mesh",
-                 concurrency_id="gpu")
+                 concurrency_id="gpu").success(on_mp4, [mesh_state], [turntable_mp4], api_name=False)
     export.click(on_export, [mesh_state, fmt], [exported], api_name="export_mesh")
     make_cw.click(on_colourways, [mesh_state, palette, count], [colourways], api_name="colourways",
                   concurrency_id="gpu")

@@ -51,10 +51,28 @@ def card_md(studio: Studio, card) -> str:
              f"**Lineage:** {' → '.join(f'#{i}' for i in card.lineage)}",
              f"**Shortlisted by** {card.shortlisted_by or '—'}" + (f": “{card.note}”" if card.note else ""),
              "**Brand-guard flags:** " + (", ".join(card.flags) if card.flags else "none")]
+    lines += bom_md(card)
     for dec in card.decisions:
         lines.append(f"- {dec.action.replace('_', ' ')} by {dec.actor or 'someone'}, {dec.created_at:%Y-%m-%d %H:%M}"
                      + (f": “{dec.comment}”" if dec.comment else ""))
     return "\n\n".join(lines)
+
+
+def bom_md(card) -> list[str]:
+    """The bill of materials of the card's design and its mesh, with a warning when a part restricts it."""
+    from brand_guard.bom import bom_lines, bom_restrictions
+
+    out = []
+    for label, design in (("design", card.design), ("3D", card.mesh)):
+        bom = (design.params or {}).get("bom") if design is not None else None
+        if not bom:
+            continue
+        restrictions = bom_restrictions(bom)
+        if restrictions:
+            out.append(f"**⚠ RESTRICTED {label} #{design.id}:** " + "; ".join(restrictions))
+        parts = "\n".join(f"- `{line}`" for line in bom_lines(bom)[:-1])
+        out.append(f"<details><summary>Bill of materials ({label} #{design.id})</summary>\n\n{parts}\n\n</details>")
+    return out
 
 
 def decisions_log(studio: Studio) -> str:
