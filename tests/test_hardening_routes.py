@@ -60,3 +60,56 @@ def test_parallel_wrong_sign_ins_are_throttled_and_the_right_password_then_waits
         assert not [k for k in c.cookies.keys() if k.startswith("access-token")]
     # Sessions signed in before the attack are not affected.
     assert app["ann"].get(url + "gradio_api/info").status_code == 200
+
+
+def _load_page(app, client, session_hash):
+    """Run the page-load step for ``session_hash`` as that client (what the browser does on open)."""
+    fn_index = next(i for i, d in app["demo"].fns.items() if d.name == "on_load")
+    r = client.post(app["url"] + "gradio_api/run/predict",
+                    json={"data": [], "fn_index": fn_index, "session_hash": session_hash})
+    assert r.status_code == 200, r.text[:300]
+
+
+def _close_page(app, client, session_hash):
+    """Open the heartbeat stream for ``session_hash`` and drop it: Gradio then runs the unload step."""
+    with client.stream("GET", app["url"] + f"gradio_api/heartbeat/{session_hash}", timeout=30) as r:
+        if r.status_code != 200:
+            return r.status_code
+        next(r.iter_raw())
+    return 200
+
+
+def _wait_gone(path, seconds=10.0):
+    end = time.time() + seconds
+    while time.time() < end and path.exists():
+        time.sleep(0.1)
+    return not path.exists()
+
+
+def test_anonymous_or_crafted_heartbeats_delete_nothing(app):
+    root = app["demo"].session_folders.root
+    _load_page(app, app["ann"], "annsession1")
+    _load_page(app, app["ada"], "adasession1")
+    ann_dir, ada_dir = root / "annsession1", root / "adasession1"
+    assert ann_dir.is_dir() and ada_dir.is_dir()
+    (ann_dir / "work.png").write_bytes(b"ann's scratch")
+    with httpx.Client(timeout=30) as anonymous:
+        for crafted in ("annsession1", "%21%40%23%24", "....", "-", "%2e%2e", "anonymous"):
+            _close_page(app, anonymous, crafted)
+    for crafted in ("%21%40%23%24", "%2e%2e", "....", "adasession1"):  # signed in, but not her session
+        _close_page(app, app["ann"], crafted)
+    time.sleep(1.5)  # the unload step runs in the background after the stream ends
+    assert (ann_dir / "work.png").read_bytes() == b"ann's scratch" and ada_dir.is_dir() and root.is_dir()
+    # Positive control: her own heartbeat ending removes her folder, and only hers.
+    _close_page(app, app["ann"], "annsession1")
+    assert _wait_gone(ann_dir) and ada_dir.is_dir()
+
+
+def test_a_symbol_only_or_foreign_session_hash_gets_no_folder(app):
+    root = app["demo"].session_folders.root
+    before = {p.name for p in root.iterdir()}
+    for crafted in ("!!!!!!", "../../x", "..", "a/b/c/d"):
+        _load_page(app, app["ann"], crafted)
+    _load_page(app, app["ann"], "adasession1")  # ada's session: ann may not take it over
+    assert {p.name for p in root.iterdir()} == before
+    assert app["demo"].session_folders.made()["adasession1"] == "ada"
