@@ -113,3 +113,36 @@ def test_a_symbol_only_or_foreign_session_hash_gets_no_folder(app):
     _load_page(app, app["ann"], "adasession1")  # ada's session: ann may not take it over
     assert {p.name for p in root.iterdir()} == before
     assert app["demo"].session_folders.made()["adasession1"] == "ada"
+
+
+def _scratch_files(app):
+    return {p for p in app["settings"].scratch_dir.rglob("*") if p.is_file()}
+
+
+def test_many_files_in_one_upload_request_are_refused_in_total_and_nothing_is_kept(app):
+    part = b"\x89PNG" + b"0" * (900 * 1024)  # each under the 1 MB per-file limit
+    before = _scratch_files(app)
+    files = [("files", (f"part{i}.png", part, "image/png")) for i in range(10)]
+    r = app["ann"].post(app["url"] + "gradio_api/upload", files=files)
+    assert r.status_code == 413 and "at most 2 MB" in r.json()["detail"]
+    assert not [p for p in _scratch_files(app) - before if p.stat().st_size >= len(part)]
+    # Positive control: two such files (1.8 MB in all) pass and are left for the cache sweep.
+    r = app["ann"].post(app["url"] + "gradio_api/upload", files=files[:2])
+    assert r.status_code == 200 and len(r.json()) == 2
+    assert set(r.json()) <= app["demo"].upload_file_set  # the files Gradio's cache sweep deletes when old
+    from design_studio.app import UPLOAD_RETENTION_S, UPLOAD_SWEEP_S
+
+    assert app["demo"].delete_cache == (UPLOAD_SWEEP_S, UPLOAD_RETENTION_S)
+
+
+def test_an_upload_without_a_declared_length_is_refused(app):
+    def chunks():
+        yield b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n\r\n"
+        yield b"0" * 1024
+        yield b"\r\n--x--\r\n"
+
+    before = _scratch_files(app)
+    r = app["ann"].post(app["url"] + "gradio_api/upload", content=chunks(),
+                        headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 411
+    assert _scratch_files(app) == before
