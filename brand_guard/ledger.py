@@ -287,7 +287,7 @@ class Ledger:
     def _write_head(self, count: int, last_hash: str) -> None:
         body = {"format": HEAD_FORMAT, "count": count, "last_hash": last_hash, "public_key": self.keys.public_key_b64}
         body["signature"] = self.keys.sign(canonical_bytes({k: v for k, v in body.items() if k != "public_key"}))
-        atomic_write_bytes(self.head_path, canonical_bytes(body), mode=0o644)
+        atomic_write_bytes(self.head_path, canonical_bytes(body), mode=0o600)
 
     def _read_head(self) -> dict | None:
         if not self.head_path.exists():
