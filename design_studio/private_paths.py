@@ -22,6 +22,23 @@ def private_dir(path: Path | str) -> Path:
     return path
 
 
+def prepare_data_dir(path: Path | str) -> Path:
+    """The studio's data dir, made owner-only; ``InvalidRequest`` in one line when it cannot be a folder."""
+    from .errors import InvalidRequest
+
+    path = Path(path)
+    accepted = "accepted: a folder you can write to (it is made when missing)"
+    if path.exists() and not path.is_dir():
+        raise InvalidRequest(f"data dir {path} is a file, not a folder; {accepted}")
+    try:
+        private_dir(path)
+    except OSError as exc:
+        raise InvalidRequest(f"data dir {path} cannot be made or used ({exc.strerror or exc}); {accepted}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InvalidRequest(f"data dir {path} is not writable by this user; {accepted}")
+    return path
+
+
 def sqlite_file(url: str) -> Path | None:
     """The database file of a ``sqlite:///`` URL; None for in-memory or other databases."""
     if not url.startswith("sqlite:///"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import catalog
 from ..errors import InvalidRequest
-from ..private_paths import private_dir
+from ..private_paths import prepare_data_dir
 from ..settings import Settings
 from ..store import Design, Store
 from .base import translate_errors
@@ -27,7 +27,7 @@ class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin)
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
-        private_dir(self.settings.data_dir)
+        prepare_data_dir(self.settings.data_dir)
         self.store = Store(self.settings.resolved_database_url, self.settings.files_dir)
         self._models: dict[tuple[str, str], object] = {}
         self._lock = threading.RLock()
