@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from .. import catalog
+from ..private_paths import prepare_data_dir
 from ..settings import Settings
 from ..store import Design, Store
 from .base import translate_errors
@@ -25,7 +26,7 @@ class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin)
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(self.settings.data_dir)
         self.store = Store(self.settings.resolved_database_url, self.settings.files_dir)
         self._models: dict[tuple[str, str], object] = {}
         self._lock = threading.RLock()
