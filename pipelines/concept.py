@@ -214,6 +214,14 @@ class ConceptModel:
         self._pipes.pop("sketch", None)
 
     @property
+    def size_multiple(self) -> int:
+        """Width and height must be multiples of this: the VAE's downsampling, times 2 where the
+        latents are packed in 2x2 patches (FLUX)."""
+        vae = getattr(self.pipe, "vae", None)
+        factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 8
+        return factor * 2 if hasattr(self.pipe, "transformer") and hasattr(self.pipe, "_pack_latents") else factor
+
+    @property
     def sketch_backend(self) -> str:
         """'controlnet' when a sketch model is attached, else 'img2img' (the fallback)."""
         return "controlnet" if self.controlnet is not None else "img2img"
@@ -289,7 +297,13 @@ class ConceptModel:
 
         kwargs = {"num_inference_steps": req.steps, "guidance_scale": req.guidance, "output_type": "pil"}
         extra: dict = {"mode": req.mode}
-        if req.mode == "text" or (req.mode == "sketch" and self.controlnet is not None):
+        multiple = self.size_multiple
+        for label, value in (("width", req.width), ("height", req.height)):
+            if value % multiple:
+                raise InvalidInput(f"{label} {value} does not suit {self.name}: it needs a multiple of {multiple} "
+                                   f"(try {max(multiple, value // multiple * multiple)})")
+        if req.mode == "text" or (req.mode == "sketch" and self.controlnet is not None) or {"width", "height"} <= accepted:
+            # img2img pipelines that take a size (FLUX) would otherwise fall back to their default size
             kwargs.update(width=req.width, height=req.height)
         if req.mode == "img2img":
             kwargs.update(image=fit_into(req.image, req.width, req.height, fill=(255, 255, 255)), strength=req.strength)
