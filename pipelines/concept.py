@@ -222,6 +222,17 @@ class ConceptModel:
         return factor * 2 if hasattr(self.pipe, "transformer") and hasattr(self.pipe, "_pack_latents") else factor
 
     @property
+    def flow_matching(self) -> bool:
+        """True for rectified-flow models (FLUX): img2img there counts its steps differently."""
+        return type(self._default_scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+
+    def denoising_steps(self, steps: int, strength: float) -> int:
+        """How many steps an img2img run of ``steps`` at ``strength`` really makes (as diffusers counts)."""
+        if self.flow_matching:  # FluxImg2ImgPipeline rounds the skipped steps down
+            return steps - int(max(steps - steps * strength, 0))
+        return max(1, min(int(steps * strength), steps))
+
+    @property
     def sketch_backend(self) -> str:
         """'controlnet' when a sketch model is attached, else 'img2img' (the fallback)."""
         return "controlnet" if self.controlnet is not None else "img2img"
@@ -320,12 +331,19 @@ class ConceptModel:
             paper = ImageOps.invert(req.image.convert("RGB"))
             # at least one denoising step, however few steps the draft preset asks for
             denoise = max(sketch_fallback_strength(req.strength), min(1.0, 1.0 / req.steps + 1e-6))
+            if self.flow_matching:
+                # a flow-matching img2img that runs every step starts from sigma 1, pure noise: the
+                # drawing would be ignored, so at least the first step is always skipped
+                if req.steps < 2:
+                    raise InvalidInput(f"sketch on {self.name} needs at least 2 steps (got {req.steps}): "
+                                       f"with one step the drawing would be replaced by noise")
+                denoise = min(denoise, round((req.steps - 1) / req.steps, 6))
             kwargs.update(image=fit_into(paper, req.width, req.height, fill=(255, 255, 255)), strength=denoise)
             extra.update(strength=req.strength, sketch_backend="img2img", img2img_strength=denoise)
         if req.negative_prompt and "negative_prompt" in accepted:
             kwargs["negative_prompt"] = req.negative_prompt
         if on_step is not None:
-            total = max(1, int(req.steps * kwargs["strength"])) if "strength" in kwargs else req.steps
+            total = self.denoising_steps(req.steps, kwargs["strength"]) if "strength" in kwargs else req.steps
 
             def callback(pipe, step, timestep, cb_kwargs):  # diffusers' callback_on_step_end
                 on_step(min(step + 1, total), total)
