@@ -123,7 +123,8 @@ class Bench:
     def section(self, name: str, rows: list[str], run) -> None:
         """Run one section unless the run is over budget; a failure or skip still fills its rows."""
         budget = min(self.plan.section_s[name], self.left())
-        if budget < 10 and not self.plan.smoke:
+        # a section cannot be stopped half-way: start it only with at least half its budget left
+        if self.left() < self.plan.section_s[name] / 2 and not self.plan.smoke:
             for what in rows:
                 self.add(name, what, note=f"skipped: run budget spent ({self.plan.budget_s:.0f} s)")
             return
@@ -358,7 +359,7 @@ def memory_section(bench: Bench, name: str, build, steps: int, guidance: float, 
         peak = torch.cuda.max_memory_allocated() / 2**30
         bench.rows.append(Row(name, what, f"{peak:.1f} GiB", "", "", f"{plan.size}², {steps} steps in {t:.1f} s"))
         print(f"{name} | {what} | {peak:.1f} GiB | {t:.1f} s", flush=True)
-        del pipe
+        pipe = None  # drop the weights before the next mode builds its own
         free("cuda")
 
 
