@@ -119,6 +119,11 @@ def _convert(entry: catalog.ModelEntry, staging: Path, target: Path) -> dict[str
     from pipelines.errors import PipelineError
 
     converted_from = {rel: item for rel, item in _hashes(staging).items() if rel in entry.convert}
+    # the converter reads the published folder as published: the configs fetched beside the pickles
+    for rel in _hashes(target):
+        if not rel.endswith(".safetensors") and not (staging / rel).exists():
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target / rel, staging / rel)
     try:
         catalog.resolve(entry.converter)(staging, target)
     except PipelineError as exc:
