@@ -150,6 +150,15 @@ def test_status_lists_every_role_missing_before_and_ok_after_the_pull(cli_env, p
     assert {item["role"] for item in lock.values()} == set(roles)
 
 
+def test_a_hub_pull_while_offline_says_how_to_pull_and_writes_nothing(tmp_path, empty_keys, monkeypatch, capsys):
+    monkeypatch.setenv("STUDIO_KEY_DIR", str(empty_keys))
+    monkeypatch.delenv("STUDIO_MODELS_DIR", raising=False)
+    assert main(["models", "pull", "standard", "--data-dir", str(tmp_path / "data")]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "offline" in err[0] and "STUDIO_GUARDED=0" in err[0] and "--source" in err[0]
+    assert not (tmp_path / "data" / "models").exists()
+
+
 # ---------------------------------------------------------------------------- images
 def test_text_to_images_from_the_cli(cli_env, profile, tmp_path, capsys):
     out = tmp_path / "out"
