@@ -310,17 +310,29 @@ def test_text_to_3d_with_shap_e(cli_env, profile, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- batch and page
-def test_a_batch_file_runs_on_the_profile(studio, profile, tmp_path):
+def test_a_batch_file_runs_on_the_profile(studio, profile, tmp_path, monkeypatch):
     from design_studio.batch import manifest
 
+    # a job file has no 3D size columns: the profile's 3D defaults, made small for a CPU
+    small_3d = dict(catalog.MESH_DEFAULTS[profile], grid=24, face_budget=600, texture_size=64,
+                    turntable_frames=4, preview_size=64)
+    monkeypatch.setitem(catalog.MESH_DEFAULTS, profile, small_3d)
+
     job = tmp_path / "job.jsonl"
-    rows = [dict(prompt="cognac top-handle bag", seed=10, n=1, steps=1, size=f"{SIZE}x{SIZE}"),
+    rows = [dict(prompt="cognac top-handle bag", seed=10, n=1, steps=1, size=f"{SIZE}x{SIZE}", mesh="lrm"),
             dict(prompt="black loafer", seed=20, n=2, steps=1, size=f"{SIZE}x{SIZE}")]
     job.write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary = studio.run_batch(job, tmp_path / "out")
-    assert (summary.done_now, summary.images, summary.failed) == (2, 3, [])
+    assert (summary.done_now, summary.images, summary.meshes, summary.failed) == (2, 3, 1, [])
     states = manifest.read_records(tmp_path / "out" / "manifest.jsonl")
     assert sorted((r["line"], r["state"]) for r in states) == [(1, "done"), (2, "done")]
+    bag = next(r for r in states if r["line"] == 1)
+    mesh = trimesh.load(tmp_path / "out" / bag["meshes"][0]["file"], force="mesh")
+    assert 0 < len(mesh.faces) <= 600 and mesh.visual.material.baseColorTexture.size == (64, 64)
+    # the item key of an lrm row holds TripoSR's commit as the pull pinned it
+    lock = json.loads((studio.settings.resolved_models_dir / "models.lock.json").read_text())["models"]
+    identity = catalog.model_identity(profile, mesh="lrm", models_dir=studio.settings.resolved_models_dir)
+    assert identity["mesh"] == ["lrm", "stabilityai/TripoSR", lock["stabilityai/TripoSR"]["revision"]]
     made = [tmp_path / "out" / img["file"] for r in states for img in r["images"]]
     assert len(made) == 3 and all(read_png_metadata(p)["model"] == catalog.entry_for(profile, "concept").repo_id
                                   for p in made)
