@@ -350,3 +350,27 @@ def test_the_page_starts_on_the_profile(studio, profile):
     assert blocks["model-banner"].value == banner
     offered = [value for _, value in blocks["mesh-backend"].choices]
     assert offered == backend_names(profile) and blocks["mesh-backend"].value == "lrm"
+
+
+def test_the_page_is_served_on_loopback_for_the_profile(profile, pulled, tmp_path, empty_keys):
+    import socket
+    import urllib.request
+
+    from design_studio.app import start
+    from design_studio.settings import Settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(data_dir=tmp_path / "data", models_dir=pulled / "models", profile=profile, device="cpu",
+                        guarded=True, key_dir=empty_keys, port=port)
+    _, demo = start(settings, prevent_thread_lock=True, quiet=True)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+            assert page.status == 200 and "Design Studio" in page.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as config:
+            text = config.read().decode()
+        assert f"Profile **{profile}**" in text and "Models missing" not in text
+        assert catalog.entry_for(profile, "lrm").repo_id in text
+    finally:
+        demo.close()
