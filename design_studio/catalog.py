@@ -299,7 +299,7 @@ register(MeshBackend(
                               "its creator's Creative Commons licence", how="data", what="curated subset")),
             notes="published as config.yaml + model.ckpt (a pickle): pull converts it to model.safetensors",
             allow_patterns=("config.yaml",), convert=("model.ckpt",),
-            converter="pipelines.convert:convert_triposr_checkpoint",
+            converter="pipelines.mesh.lrm:convert_triposr_checkpoint",
         ),
     ),
 ))

@@ -92,6 +92,17 @@ def _from_mirror(entry: catalog.ModelEntry, source: Path, target: Path, staging:
     return f"local-{digest[:16]}"
 
 
+def _check_hub_reachable(profile: str) -> None:
+    """Refuse a Hub pull up front when this process is offline (guarded mode sets ``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise InvalidRequest(
+            f"cannot pull {profile!r} from the Hugging Face Hub: this process is offline (HF_HUB_OFFLINE=1; "
+            f"guarded mode, the default, sets it); run `STUDIO_GUARDED=0 HF_HUB_OFFLINE=0 studio models pull "
+            f"{profile}` once on a machine that may download, or pull from a mirror with --source DIR")
+
+
 def _from_hub(entry: catalog.ModelEntry, target: Path, staging: Path) -> str:
     from huggingface_hub import HfApi, snapshot_download
 
@@ -119,6 +130,11 @@ def _convert(entry: catalog.ModelEntry, staging: Path, target: Path) -> dict[str
     from pipelines.errors import PipelineError
 
     converted_from = {rel: item for rel, item in _hashes(staging).items() if rel in entry.convert}
+    # the converter reads the published folder as published: the configs fetched beside the pickles
+    for rel in _hashes(target):
+        if not rel.endswith(".safetensors") and not (staging / rel).exists():
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target / rel, staging / rel)
     try:
         catalog.resolve(entry.converter)(staging, target)
     except PipelineError as exc:
@@ -132,6 +148,8 @@ def pull(profile: str, models_dir: Path, *, source: Path | None = None, log=prin
         raise InvalidRequest(f"profile {profile!r} is not one of {', '.join(catalog.PROFILES)}")
     if source is not None and not Path(source).is_dir():
         raise NotFound(f"--source {source} is not a folder")
+    if source is None:
+        _check_hub_reachable(profile)
     models_dir = Path(models_dir)
     lock = read_lock(models_dir)
     results = []

@@ -15,7 +15,6 @@ from design_studio.errors import InvalidRequest, NotFound
 from design_studio.models_lock import LOCK_NAME, pull, sha256_file, verify
 
 SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
-TRIPOSR_YAML = "cond_image_size: 512\nimage_tokenizer_cls: tsr.models.tokenizers.image.DINOSingleImageTokenizer\n"
 
 
 class NotATensor:
@@ -34,9 +33,11 @@ def mirror(tmp_path_factory):
 
     Depth Anything, the scribble ControlNet and both Shap-E pipelines are tiny random-weight models
     written by ``save_pretrained`` (the names diffusers/transformers publish); SDXL is file names only
-    (pull copies bytes, it does not load them); TripoSR is ``config.yaml`` + ``model.ckpt`` holding a
-    plain state dict saved with ``torch.save``, plus the pickled ``.bin`` files some repos also publish."""
-    from pipelines.testing import materialize_tiny_mesh_models, materialize_tiny_models, tiny_lrm
+    (pull copies bytes, it does not load them); TripoSR is its twin as published (``config.yaml`` +
+    ``model.ckpt``, a plain state dict under TripoSR's key names, which the converter checks against
+    the network the config describes), plus the pickled ``.bin`` files some repos also publish."""
+    from pipelines.testing import materialize_tiny_mesh_models, materialize_tiny_models
+    from pipelines.twins import BUILDERS
 
     root = tmp_path_factory.mktemp("mirror")
     tiny = tmp_path_factory.mktemp("tiny")
@@ -54,8 +55,8 @@ def mirror(tmp_path_factory):
         "tokenizer/merges.txt": "#", "text_encoder/model.safetensors": "T", "text_encoder_2/model.safetensors": "T2",
     })
     triposr = root / "stabilityai/TripoSR"
-    _files(triposr, {"config.yaml": TRIPOSR_YAML, "README.md": "# TripoSR"})
-    torch.save(tiny_lrm(0).state_dict(), triposr / "model.ckpt")
+    BUILDERS["stabilityai/TripoSR"](triposr, 0)
+    _files(triposr, {"README.md": "# TripoSR"})
     (root / "xinsir/controlnet-scribble-sdxl-1.0/.revision").write_text("0123abcd" * 5)
     return root
 
@@ -106,7 +107,7 @@ def test_triposr_pickle_is_converted_to_safetensors_with_both_hashes(mirror, tmp
     converted = load_file(str(folder / "model.safetensors"))
     assert converted.keys() == original.keys()
     assert all(torch.equal(converted[k], original[k]) for k in original)
-    assert (folder / "config.yaml").read_text() == TRIPOSR_YAML
+    assert (folder / "config.yaml").read_text() == (mirror / "stabilityai/TripoSR/config.yaml").read_text()
     check_model_dir(folder)  # guarded mode admits the converted folder: safetensors only
 
 
@@ -115,7 +116,7 @@ def test_a_checkpoint_holding_objects_is_refused_and_nothing_is_locked(mirror, t
     shutil.copytree(mirror, bad)
     torch.save({"weight": torch.ones(2), "extra": NotATensor()}, bad / "stabilityai/TripoSR/model.ckpt")
     models = tmp_path / "models"
-    with pytest.raises(InvalidRequest, match="not a weights-only checkpoint"):
+    with pytest.raises(InvalidRequest, match="not a plain tensor checkpoint"):
         pull("standard", models, source=bad, log=quiet)
     lock = json.loads((models / LOCK_NAME).read_text())["models"]
     assert "stabilityai/TripoSR" not in lock
@@ -137,7 +138,7 @@ def test_status_lists_every_role_and_exits_1_until_pulled(mirror, tmp_path, caps
 
 
 def test_pulled_models_load_in_guarded_mode(mirror, tmp_path):
-    """Depth Anything and both Shap-E pipelines from the pulled folders, through their registry loaders."""
+    """Depth Anything, TripoSR and both Shap-E pipelines from the pulled folders, through their registry loaders."""
     from design_studio.services import Studio
     from design_studio.settings import Settings
 
@@ -148,6 +149,7 @@ def test_pulled_models_load_in_guarded_mode(mirror, tmp_path):
     assert studio._mesh_backend("shap-e").model_name == "openai/shap-e-img2img"
     assert studio._mesh_backend("shap-e", text=True).model_name == "openai/shap-e"
     assert studio._mesh_backend("depth-relief").model_name == "depth-anything/Depth-Anything-V2-Small-hf"
+    assert studio._mesh_backend("lrm").model_name == "stabilityai/TripoSR"
 
 
 def test_verify_finds_changed_missing_and_pickle_files(mirror, tmp_path):
