@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .errors import InvalidRequest, ModelMissing
 
-ROLES = ("concept", "sketch", "depth", "mesh", "segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d")
+ROLES = ("concept", "sketch", "depth", "mesh", "segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d", "triposg",
+         "triposg-scribble")
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,39 @@ CATALOGUE: dict[str, ModelEntry] = {
             key="shap-e", role="shap-e-text", repo_id="openai/shap-e", revision="main", licence="MIT",
             commercial=True, vram_gb=4, notes="text -> 3D; low fidelity",
         ),
+        # TripoSG: our own port (pipelines/mesh/triposg), loading the published diffusers-style folders strictly.
+        ModelEntry(
+            key="tiny-triposg", role="triposg", repo_id="design-studio/tiny-triposg", revision="local",
+            licence="random weights made here (no licence needed)", commercial=True, tiny=True,
+            notes="twin of VAST-AI/TripoSG in its published layout, narrow and shallow, with a planted round prior",
+        ),
+        ModelEntry(
+            key="tiny-triposg-scribble", role="triposg-scribble", repo_id="design-studio/tiny-triposg-scribble",
+            revision="local", licence="random weights made here (no licence needed)", commercial=True, tiny=True,
+            notes="twin of VAST-AI/TripoSG-scribble (DINOv2 + CLIP text conditions) in its published layout",
+        ),
+        ModelEntry(
+            key="triposg", role="triposg", repo_id="VAST-AI/TripoSG", revision="main",
+            licence="MIT (TripoSG code and weights); lineage: DINOv2-large image encoder, Apache-2.0 (Meta)",
+            commercial=True, vram_gb=8,
+            notes=("image -> detailed closed shape (1.5 B rectified-flow DiT + SDF VAE); the default 3D backend of the "
+                   "standard profile. Runtime parts: our own port on diffusers (Apache-2.0) and transformers "
+                   "(Apache-2.0), scikit-image marching cubes (BSD-3-Clause), our own background cut-out (alpha or "
+                   "plain backdrop) instead of upstream's RMBG-1.4 (non-commercial). Upstream's transformer source "
+                   "adapts HunyuanDiT code under the Tencent Hunyuan licence; none of that source is used here"),
+            allow_patterns=("model_index.json", "*/config.json", "*/preprocessor_config.json", "*/scheduler_config.json",
+                            "*/*.safetensors", "*/*.safetensors.index.json"),
+        ),
+        ModelEntry(
+            key="triposg-scribble", role="triposg-scribble", repo_id="VAST-AI/TripoSG-scribble", revision="main",
+            licence=("MIT (TripoSG-scribble code and weights); lineage: DINOv2 image encoder, Apache-2.0 (Meta); "
+                     "CLIP text encoder and tokenizer, MIT (OpenAI)"),
+            commercial=True, vram_gb=6,
+            notes=("sketch + prompt -> shape in one pass (CFG-distilled, 16 steps, 512 tokens); same runtime parts and "
+                   "own background cut-out as triposg"),
+            allow_patterns=("model_index.json", "*/config.json", "*/preprocessor_config.json", "*/scheduler_config.json",
+                            "tokenizer/*", "*/*.safetensors", "*/*.safetensors.index.json"),
+        ),
         ModelEntry(
             key="hunyuan3d-2", role="hunyuan3d", repo_id="tencent/Hunyuan3D-2", revision="main",
             licence="Tencent Hunyuan 3D 2.0 Community License", commercial=False,
@@ -170,11 +204,11 @@ CATALOGUE: dict[str, ModelEntry] = {
 #: 3D roles each profile adds (kept apart from PROFILES' concept roles so areas merge cleanly).
 MESH_PROFILE_ROLES: dict[str, dict[str, str]] = {
     "tiny": {"segmentation": "tiny-segformer", "lrm": "tiny-lrm", "shap-e": "tiny-shap-e-img2img",
-             "shap-e-text": "tiny-shap-e"},
+             "shap-e-text": "tiny-shap-e", "triposg": "tiny-triposg", "triposg-scribble": "tiny-triposg-scribble"},
     "standard": {"segmentation": "segformer-b2-clothes", "lrm": "triposr", "shap-e": "shap-e-img2img",
-                 "shap-e-text": "shap-e"},
+                 "shap-e-text": "shap-e", "triposg": "triposg", "triposg-scribble": "triposg-scribble"},
     "quality": {"segmentation": "segformer-b2-clothes", "lrm": "triposr", "shap-e": "shap-e-img2img",
-                "shap-e-text": "shap-e"},
+                "shap-e-text": "shap-e", "triposg": "triposg", "triposg-scribble": "triposg-scribble"},
 }
 
 
@@ -184,9 +218,11 @@ class MeshBackendInfo:
 
     name: str
     role: str  # catalogue role of its model
-    inputs: str  # image | image or text
+    inputs: str  # image | image or text | sketch and prompt
     good_for: str
     text_role: str = ""
+    needs_prompt: bool = False  # the image is a sketch that goes with a prompt (TripoSG-scribble)
+    uses_segmenter: bool = True  # False: the backend cuts out with alpha / plain backdrop only
 
 
 MESH_BACKENDS: dict[str, MeshBackendInfo] = {
@@ -197,19 +233,31 @@ MESH_BACKENDS: dict[str, MeshBackendInfo] = {
         MeshBackendInfo("lrm", "lrm", "image", "whole closed objects from one picture (TripoSR class)"),
         MeshBackendInfo("shap-e", "shap-e", "image or text", "rough closed volumes; text -> 3D",
                         text_role="shap-e-text"),
+        MeshBackendInfo("triposg", "triposg", "image",
+                        "detailed closed shapes from one picture (TripoSG, MIT); the standard profile's default",
+                        uses_segmenter=False),
+        MeshBackendInfo("triposg-scribble", "triposg-scribble", "sketch and prompt",
+                        "a designer's sketch and a short prompt -> shape in one step (TripoSG-scribble, MIT)",
+                        needs_prompt=True, uses_segmenter=False),
         MeshBackendInfo("hunyuan3d-2", "hunyuan3d", "image",
                         "high-detail shapes; RESTRICTED licence, opt-in, not installed"),
     ]
 }
 
 #: 3D defaults per profile (face budget, texture size, field grid, turntable frames, preview size).
+#: ``triposg_grid`` is TripoSG's marching-cubes grid when no resolution is asked; ``triposg_steps`` and
+#: ``triposg_tokens`` of None keep each published model's own (50 steps / 2048 tokens, scribble 16 / 512).
+#: The standard profile's default backend is TripoSG (MIT weights, every runtime part commercially usable).
 MESH_DEFAULTS: dict[str, dict] = {
     "tiny": {"backend": "depth-relief", "face_budget": 5000, "texture_size": 256, "grid": 32,
-             "turntable_frames": 8, "preview_size": 160, "shap_e_steps": 2},
-    "standard": {"backend": "lrm", "face_budget": 40000, "texture_size": 1024, "grid": 256,
-                 "turntable_frames": 36, "preview_size": 384, "shap_e_steps": 64},
-    "quality": {"backend": "lrm", "face_budget": 100000, "texture_size": 2048, "grid": 320,
-                "turntable_frames": 48, "preview_size": 512, "shap_e_steps": 64},
+             "turntable_frames": 8, "preview_size": 160, "shap_e_steps": 2,
+             "triposg_grid": 32, "triposg_steps": 2, "triposg_tokens": 64},
+    "standard": {"backend": "triposg", "face_budget": 40000, "texture_size": 1024, "grid": 256,
+                 "turntable_frames": 36, "preview_size": 384, "shap_e_steps": 64,
+                 "triposg_grid": 256, "triposg_steps": None, "triposg_tokens": None},
+    "quality": {"backend": "triposg", "face_budget": 100000, "texture_size": 2048, "grid": 320,
+                "turntable_frames": 48, "preview_size": 512, "shap_e_steps": 64,
+                "triposg_grid": 512, "triposg_steps": None, "triposg_tokens": None},
 }
 
 PROFILES: dict[str, dict[str, str]] = {

@@ -23,7 +23,8 @@ def test_list_backends_one_a_line_name_first(tmp_path, models_dir):
     proc = run_studio("mesh", "--list-backends", data_dir=tmp_path / "data", models_dir=models_dir)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert [line.split("\t")[0] for line in lines] == ["depth-relief", "lrm", "shap-e", "hunyuan3d-2"]
+    assert [line.split("\t")[0] for line in lines] == ["depth-relief", "lrm", "shap-e", "triposg", "triposg-scribble",
+                                                           "hunyuan3d-2"]
     assert all("needs:" in line for line in lines)
     hunyuan = lines[-1]
     assert "excluded: EU, UK, South Korea" in hunyuan and "RESTRICTED" in hunyuan

@@ -7,7 +7,8 @@ from ..store import Design
 from .base import ProgressFn, translate_errors
 
 #: Catalogue roles whose models this mixin loads.
-MESH_ROLES = ("segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d")
+MESH_ROLES = ("segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d", "triposg", "triposg-scribble")
+MAX_MESH_PROMPT_CHARS = 500
 EXPORT_FORMATS = ("glb", "obj", "zip")
 
 
@@ -32,6 +33,12 @@ class MeshesMixin:
 
             return ShapEBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device,
                                      steps=self.mesh_defaults["shap_e_steps"])
+        if role in ("triposg", "triposg-scribble"):
+            from pipelines.mesh.triposg import TripoSGBackend
+
+            d = self.mesh_defaults
+            return TripoSGBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device,
+                                       steps=d.get("triposg_steps"), num_tokens=d.get("triposg_tokens"))
         raise ModelMissing(_hunyuan_message(entry))
 
     @property
@@ -51,7 +58,7 @@ class MeshesMixin:
         if text and not info.text_role:
             raise InvalidRequest(f"3D backend {name!r} makes 3D from images only; text -> 3D needs 'shap-e'")
         backend = self._model(info.text_role if text else info.role)
-        if not text:
+        if not text and info.uses_segmenter:
             backend.segmenter = self._segmenter()
         return backend
 
@@ -103,23 +110,41 @@ class MeshesMixin:
         previews: bool = True,
         actor: str = "",
         on_progress: ProgressFn | None = None,
+        prompt: str | None = None,
     ) -> Design:
-        """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it."""
+        """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it.
+
+        ``prompt`` goes with backends that read the image as a sketch (``triposg-scribble``) and only with them.
+        """
         from pipelines.images import open_image
 
         parent = self.store.design(design_id)
         if parent.kind != "image":
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
         name = backend or self.mesh_defaults["backend"]
+        info = catalog.MESH_BACKENDS.get(name)
+        extra = {}
+        if info is not None and info.needs_prompt:
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise InvalidRequest(f"3D backend {name!r} makes 3D from a sketch and a prompt; the prompt is empty: "
+                                     "say what the sketch shows")
+            if len(prompt) > MAX_MESH_PROMPT_CHARS:
+                raise InvalidRequest(f"prompt is {len(prompt)} characters; at most {MAX_MESH_PROMPT_CHARS} are accepted")
+            extra["prompt"] = prompt.strip()
+        elif prompt:
+            raise InvalidRequest(f"3D backend {name!r} makes 3D from the image alone and takes no prompt; "
+                                 "sketch + prompt needs 'triposg-scribble'")
+        if resolution is None and name in ("triposg", "triposg-scribble"):
+            resolution = self.mesh_defaults.get("triposg_grid")
         options, size_cm = self._mesh_options(size_cm=size_cm, category=category, resolution=resolution,
                                               face_budget=face_budget, texture_size=texture_size,
                                               material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
             model = self._mesh_backend(name)
-            result = model.reconstruct(image, options, on_progress=_reporter(on_progress))
+            result = model.reconstruct(image, options, on_progress=_reporter(on_progress), **extra)
         return self._save_mesh(result, options, size_cm=size_cm, project_id=parent.project_id, parent=parent,
-                               previews=previews, actor=actor, on_progress=on_progress)
+                               previews=previews, actor=actor, on_progress=on_progress, prompt=extra.get("prompt", ""))
 
     def make_mesh_from_prompt(
         self,
@@ -168,7 +193,7 @@ class MeshesMixin:
                       vertices=int(len(result.mesh.vertices)), size_cm=size_cm, face_budget=options.face_budget,
                       texture_size=options.texture_size, material=options.material, previews=shots)
         return self._store_mesh_designs([dict(
-            glb=glb, project_id=project_id, parent=parent, prompt=parent.prompt if parent else prompt,
+            glb=glb, project_id=project_id, parent=parent, prompt=prompt or (parent.prompt if parent else ""),
             negative_prompt=parent.negative_prompt if parent else "", seed=parent.seed if parent else options.seed,
             model=result.model, revision=result.revision, params=params,
         )], actor)[0]

@@ -104,6 +104,9 @@ def scheduler_config() -> dict:
 
 
 def _build(directory: Path, seed: int, scribble: bool) -> Path:
+    from ..devices import quiet_libraries
+
+    quiet_libraries()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tiny_transformer(seed, scribble=scribble).save_pretrained(directory / "transformer", safe_serialization=True)

@@ -47,6 +47,8 @@ def check_blank(image: Image.Image) -> None:
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
     if image.mode == "RGBA":
         alpha = np.asarray(image.getchannel("A"))
+        if alpha.max() == 0:
+            raise InvalidInput("image is fully transparent: there is no object to make 3D from")
         rgb = rgb[alpha > 127] if (alpha > 127).any() else rgb.reshape(-1, 3)
     if float(rgb.reshape(-1, 3).std(axis=0).max()) < 2.0:
         raise InvalidInput("image is a single flat colour: there is no object or sketch in it to make 3D from")
