@@ -173,6 +173,22 @@ def test_image_backend_refuses_a_prompt_and_blank_images(backend):
         backend.reconstruct(Image.new("RGBA", (64, 64), (0, 0, 0, 0)), options())
 
 
+def test_sketch_texture_keeps_the_paper_inside_the_outline(twins):
+    from pipelines.mesh.triposg import TripoSGBackend
+
+    scribble = TripoSGBackend.load(twins["triposg-scribble"], model_name="VAST-AI/TripoSG-scribble", steps=2,
+                                   num_tokens=32)
+    result = scribble.reconstruct(sketch_image(), options(), prompt="a structured tote")
+    assert result.backend == "triposg-scribble" and result.params["prompt"] == "a structured tote"
+    texels = np.asarray(result.mesh.visual.material.baseColorTexture, dtype=np.float32)
+    assert (texels > 200).all(-1).mean() > 0.3  # mostly the white paper ...
+    assert (texels < 60).all(-1).mean() > 0.005  # ... with the pen lines on it
+    from pipelines.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="prompt is empty"):
+        scribble.reconstruct(sketch_image(), options(), prompt="")
+
+
 # ----------------------------------------------------------------------------- through the studio
 def test_tiny_profile_offers_both_and_standard_defaults_to_triposg(studio):
     from design_studio import catalog

@@ -54,15 +54,18 @@ def check_blank(image: Image.Image) -> None:
         raise InvalidInput("image is a single flat colour: there is no object or sketch in it to make 3D from")
 
 
-def front_projection_fn(prepared: Image.Image, bounds: np.ndarray):
+def front_projection_fn(prepared: Image.Image, bounds: np.ndarray, *, fill_holes: bool = False):
     """Colour of a point: the condition image's pixel in front of it, the object's box mapped onto the mesh's.
 
     Background pixels take the nearest object pixel's colour so silhouettes do not bake in white seams.
+    ``fill_holes`` keeps the paper inside a sketch's outlines (its cut-out holds only the pen lines).
     """
     from scipy import ndimage
 
     rgba = np.asarray(prepared.convert("RGBA"), dtype=np.float32) / 255.0
     rgb, mask = rgba[..., :3], rgba[..., 3] > 0.5
+    if fill_holes:
+        mask = ndimage.binary_fill_holes(mask)
     h, w = mask.shape
     r0, r1, c0, c1 = 0, h - 1, 0, w - 1
     if mask.any() and not mask.all():
@@ -237,7 +240,7 @@ class TripoSGBackend:
         # 6. Clean, decimate, unwrap, bake the front projection, orient (TripoSG: +y up, front +z), scale
         if on_progress:
             on_progress("cleaning, unwrapping and baking the texture", 0.5)
-        colour = front_projection_fn(prepared.image, raw.bounds)
+        colour = front_projection_fn(prepared.image, raw.bounds, fill_holes=self.takes_text)
         mesh, report = finish(raw, colour, options, up="y", front="+z", timer=timer)
         s = self.sampling
         params = {"grid": int(options.resolution), "points_queried": int(queried), "steps": s.steps,
