@@ -77,6 +77,12 @@ def test_twin_has_the_published_layout(twins, role):
     assert {"num_attention_heads", "width", "in_channels", "num_layers", "cross_attention_dim"} <= set(transformer)
     assert transformer["use_cross_attention_2"] is (role == "triposg-scribble")
     assert not list(root.rglob("*.bin")) and not list(root.rglob("*.ckpt"))  # safetensors only
+    from safetensors import safe_open
+
+    with safe_open(str(root / "image_encoder_dinov2" / "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    # the published DINOv2 was saved by transformers 4: its names, which transformers 5 maps on load
+    assert any(".attention.attention.query." in k for k in names) and not any(".q_proj." in k for k in names)
 
 
 def test_every_published_tensor_fills_a_parameter(twins):

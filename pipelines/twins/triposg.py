@@ -17,6 +17,8 @@ import json
 import math
 from pathlib import Path
 
+#: Bumped whenever the twins change, so cached copies are rebuilt.
+TWIN_VERSION = "2"
 #: Width of the tiny DINOv2 encoder's tokens (the published model: 1024, dinov2-large).
 DINO_WIDTH = 32
 #: Width of the tiny CLIP text encoder's tokens (scribble only).
@@ -88,6 +90,30 @@ def tiny_dinov2(seed: int = 0):
                                     image_size=70, patch_size=14)).eval()
 
 
+#: transformers 5 Dinov2 names -> the names in the published checkpoint (saved with transformers 4);
+#: transformers 5 maps them back on load.
+DINOV2_PUBLISHED_NAMES = {
+    ".attention.q_proj.": ".attention.attention.query.",
+    ".attention.k_proj.": ".attention.attention.key.",
+    ".attention.v_proj.": ".attention.attention.value.",
+    ".attention.o_proj.": ".attention.output.dense.",
+}
+
+
+def save_dinov2(model, directory: Path) -> None:
+    """``save_pretrained``, then the weight names rewritten to the published checkpoint's."""
+    from safetensors.torch import load_file, save_file
+
+    model.save_pretrained(directory, safe_serialization=True)
+    path = directory / "model.safetensors"
+    renamed = {}
+    for key, value in load_file(str(path)).items():
+        for new, old in DINOV2_PUBLISHED_NAMES.items():
+            key = key.replace(new, old)
+        renamed[key] = value
+    save_file(renamed, str(path), metadata={"format": "pt"})
+
+
 def feature_extractor_config() -> dict:
     """``BitImageProcessor`` settings as published (resize, centre crop, ImageNet normalisation), smaller."""
     return {
@@ -114,7 +140,7 @@ def _build(directory: Path, seed: int, scribble: bool) -> Path:
     vae_config = json.loads((directory / "vae" / "config.json").read_text())
     vae_config["_class_name"] = "Tripo2VAEModel"  # the published name of the VAE class
     _write_json(directory / "vae" / "config.json", vae_config)
-    tiny_dinov2(seed).save_pretrained(directory / "image_encoder_dinov2", safe_serialization=True)
+    save_dinov2(tiny_dinov2(seed), directory / "image_encoder_dinov2")
     _write_json(directory / "feature_extractor_dinov2" / "preprocessor_config.json", feature_extractor_config())
     _write_json(directory / "scheduler" / "scheduler_config.json", scheduler_config())
     index = {
