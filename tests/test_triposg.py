@@ -96,6 +96,16 @@ def test_every_published_tensor_fills_a_parameter(twins):
             published = set(f.keys())
         assert published == set(module.state_dict())
     assert not parts.takes_text and type(parts.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+    # The encoder half of the published VAE is loaded too, and runs: surface points -> latent tokens.
+    import torch
+
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    points = torch.tensor(sphere.vertices, dtype=torch.float32)[None]
+    normals = torch.tensor(sphere.vertex_normals, dtype=torch.float32)[None]
+    with torch.no_grad():
+        latents = parts.vae.encode(points, normals, num_tokens=16, generator=torch.Generator().manual_seed(0))
+        values = parts.vae.sdf(parts.vae.keys(latents), torch.zeros(1, 5, 3))
+    assert latents.shape == (1, 16, parts.vae.config.latent_channels) and torch.isfinite(values).all()
 
 
 def _rewrite_weights(path: Path, change) -> None:
