@@ -178,6 +178,17 @@ def test_seed_reproduces_and_the_image_moves_the_shape(backend):
     assert len(c.mesh.vertices) != len(a.mesh.vertices) or not np.allclose(c.mesh.vertices, a.mesh.vertices)
 
 
+def test_bfloat16_runs_the_networks_in_half_and_the_field_in_float32(twins):
+    import torch
+
+    from pipelines.mesh.triposg import TripoSGBackend
+
+    half = TripoSGBackend.load(twins["triposg"], model_name="VAST-AI/TripoSG", steps=2, num_tokens=32, dtype="bfloat16")
+    assert half.components.transformer.dtype == torch.bfloat16 and half.components.vae.dtype == torch.float32
+    result = half.reconstruct(bag_image(), options())
+    assert result.params["dtype"] == "bfloat16" and 0 < len(result.mesh.faces) <= BUDGET
+
+
 def test_image_backend_refuses_a_prompt_and_blank_images(backend):
     from pipelines.errors import InvalidInput
 

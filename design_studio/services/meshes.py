@@ -34,10 +34,12 @@ class MeshesMixin:
             return ShapEBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device,
                                      steps=self.mesh_defaults["shap_e_steps"])
         if role in ("triposg", "triposg-scribble"):
+            from pipelines.devices import resolve_dtype
             from pipelines.mesh.triposg import TripoSGBackend
 
             d = self.mesh_defaults
             return TripoSGBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device,
+                                       dtype=resolve_dtype(self.settings.dtype, self.device),
                                        steps=d.get("triposg_steps"), num_tokens=d.get("triposg_tokens"))
         raise ModelMissing(_hunyuan_message(entry))
 

@@ -91,20 +91,23 @@ class TripoSGBackend:
     segmenter = None  # the studio may hand one over; TripoSG cuts out with alpha or a plain backdrop only
 
     def __init__(self, components, *, model_name: str, revision: str = "local", device: str = "cpu",
-                 sampling: Sampling | None = None, dtype: str = "float32", chunk: int = 65536):
+                 sampling: Sampling | None = None, dtype="float32", chunk: int = 65536):
         import torch
 
         self.components = components
         self.model_name = model_name
         self.revision = revision
         self.device = device
-        self.dtype = getattr(torch, dtype)
+        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        # bfloat16's 8-bit mantissa makes the field steppy near the surface: the VAE then stays in float32.
+        self.vae_dtype = torch.float32 if self.dtype == torch.bfloat16 else self.dtype
         self.chunk = int(chunk)
         self.sampling = sampling or Sampling.for_model(components.takes_text)
-        for name in ("transformer", "vae", "image_encoder", "text_encoder"):
+        for name in ("transformer", "image_encoder", "text_encoder"):
             module = getattr(components, name)
             if module is not None:
                 module.to(device=device, dtype=self.dtype)
+        components.vae.to(device=device, dtype=self.vae_dtype)
 
     @property
     def name(self) -> str:
@@ -194,11 +197,11 @@ class TripoSGBackend:
 
         vae = self.components.vae
         with torch.inference_mode():
-            keys = vae.keys(latents)
+            keys = vae.keys(latents.to(self.vae_dtype))
 
         def sdf(points):
             with torch.inference_mode():
-                return vae.sdf(keys, points[None].to(self.device, self.dtype))[0].float()
+                return vae.sdf(keys, points[None].to(self.device, self.vae_dtype))[0].float()
 
         return sdf
 
@@ -245,6 +248,7 @@ class TripoSGBackend:
         s = self.sampling
         params = {"grid": int(options.resolution), "points_queried": int(queried), "steps": s.steps,
                   "guidance": s.guidance, "tokens": s.num_tokens, "seed": int(options.seed),
+                  "dtype": str(self.dtype).removeprefix("torch."),
                   "mask": prepared.mask_source, "texture": "front projection", "timings": timer.timings, **report}
         if self.takes_text:
             params.update(prompt=prompt, prompt_scale=s.prompt_scale, sketch_scale=s.sketch_scale)
