@@ -140,6 +140,25 @@ def test_missing_or_extra_tensors_are_refused_by_name(twins, tmp_path):
         load_components(dino)
 
 
+# ----------------------------------------------------------------------------- surface extraction
+def test_coarse_to_fine_grid_is_exact_near_the_surface_and_queries_less():
+    from pipelines.mesh.triposg.extract import marching_cubes, sdf_grid
+
+    def ball(points):
+        return 0.55 - points.norm(dim=-1)
+
+    values, queried = sdf_grid(ball, 64, 1.0, dense_limit=16)  # 17^3 dense, then two doublings
+    axis = np.linspace(-1, 1, 65)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    exact = 0.55 - np.sqrt(x**2 + y**2 + z**2)
+    near = np.abs(exact) < 2 / 64
+    assert values.shape == (65, 65, 65) and np.abs(values - exact)[near].max() < 1e-6
+    assert ((values > 0) == (exact > 0)).all()
+    assert queried < 0.5 * 65**3
+    mesh = marching_cubes(values, 1.0)
+    assert mesh.is_watertight and abs(np.linalg.norm(mesh.vertices, axis=1).mean() - 0.55) < 0.01
+
+
 # ----------------------------------------------------------------------------- the flow
 def test_schedule_is_triposgs_rectified_flow(backend):
     """sigma_i = 1 - i/N then 0, and one full integration of a constant velocity moves x by exactly v."""

@@ -27,7 +27,8 @@ def query_chunks(sdf_fn: Callable, points, chunk: int):
     return torch.cat([sdf_fn(points[start : start + chunk]) for start in range(0, len(points), chunk)])
 
 
-def sdf_grid(sdf_fn: Callable, resolution: int, bound: float, *, device="cpu", chunk: int = 65536) -> tuple[np.ndarray, int]:
+def sdf_grid(sdf_fn: Callable, resolution: int, bound: float, *, device="cpu", chunk: int = 65536,
+             dense_limit: int = DENSE_LIMIT) -> tuple[np.ndarray, int]:
     """Values of ``sdf_fn`` on a (resolution+1)^3 grid over [-bound, bound]^3; returns (grid, points queried)."""
     import torch
     from torch.nn import functional as F
@@ -35,7 +36,7 @@ def sdf_grid(sdf_fn: Callable, resolution: int, bound: float, *, device="cpu", c
     # Grid sizes 2^k * base + 1 so each doubling lands every coarse point on a fine one.
     cells = int(resolution)
     levels = 0
-    while cells > DENSE_LIMIT and cells % 2 == 0:
+    while cells > dense_limit and cells % 2 == 0:
         cells //= 2
         levels += 1
     n = cells + 1
