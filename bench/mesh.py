@@ -93,7 +93,7 @@ def triposg_stages(models_dir: Path, *, grid: int = 64, device: str = "cpu", rep
                                       num_tokens=64 if tiny else None)
         if folder is not None and backend.takes_text != (role == "triposg-scribble"):
             continue
-        options = MeshOptions(resolution=grid, face_budget=20000, texture_size=1024, seed=1)
+        options = MeshOptions(grid=grid, face_budget=20000, texture_size=1024, seed=1)
         best: dict[str, float] = {}
         for _ in range(repeats):
             result = backend.reconstruct(img, options, prompt="a structured tote" if backend.takes_text else None)

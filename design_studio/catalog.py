@@ -245,19 +245,19 @@ MESH_BACKENDS: dict[str, MeshBackendInfo] = {
 }
 
 #: 3D defaults per profile (face budget, texture size, field grid, turntable frames, preview size).
-#: ``triposg_grid`` is TripoSG's marching-cubes grid when no resolution is asked; ``triposg_steps`` and
-#: ``triposg_tokens`` of None keep each published model's own (50 steps / 2048 tokens, scribble 16 / 512).
+#: ``grid`` is also TripoSG's marching-cubes grid; ``triposg_steps`` and ``triposg_tokens`` of None keep each
+#: published model's own (50 steps / 2048 tokens, scribble 16 / 512).
 #: The standard profile's default backend is TripoSG (MIT weights, every runtime part commercially usable).
 MESH_DEFAULTS: dict[str, dict] = {
     "tiny": {"backend": "depth-relief", "face_budget": 5000, "texture_size": 256, "grid": 32,
              "turntable_frames": 8, "preview_size": 160, "shap_e_steps": 2,
-             "triposg_grid": 32, "triposg_steps": 2, "triposg_tokens": 64},
+             "triposg_steps": 2, "triposg_tokens": 64},
     "standard": {"backend": "triposg", "face_budget": 40000, "texture_size": 1024, "grid": 256,
                  "turntable_frames": 36, "preview_size": 384, "shap_e_steps": 64,
-                 "triposg_grid": 256, "triposg_steps": None, "triposg_tokens": None},
+                 "triposg_steps": None, "triposg_tokens": None},
     "quality": {"backend": "triposg", "face_budget": 100000, "texture_size": 2048, "grid": 320,
                 "turntable_frames": 48, "preview_size": 512, "shap_e_steps": 64,
-                "triposg_grid": 512, "triposg_steps": None, "triposg_tokens": None},
+                "triposg_steps": None, "triposg_tokens": None},
 }
 
 PROFILES: dict[str, dict[str, str]] = {

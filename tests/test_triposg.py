@@ -44,7 +44,7 @@ def backend(twins):
 def options(**kw):
     from pipelines.mesh import MeshOptions
 
-    return MeshOptions(**{**dict(resolution=32, size_m=SIZE_M, face_budget=BUDGET, texture_size=TEXTURE, seed=1), **kw})
+    return MeshOptions(**{**dict(grid=32, size_m=SIZE_M, face_budget=BUDGET, texture_size=TEXTURE, seed=1), **kw})
 
 
 def validate_glb(path: Path) -> None:

@@ -70,7 +70,7 @@ class MeshesMixin:
         except ModelMissing:
             return None  # the alpha channel and the plain-backdrop threshold still work
 
-    def _mesh_options(self, *, size_cm, category, resolution, face_budget, texture_size, material, seed):
+    def _mesh_options(self, *, size_cm, category, resolution, face_budget, texture_size, material, seed, grid=None):
         from pipelines.mesh import MeshOptions, check_options
         from pipelines.mesh.base import CATEGORY_SIZE_CM
 
@@ -90,7 +90,7 @@ class MeshesMixin:
         options = MeshOptions(
             resolution=resolution or self.defaults.get("mesh_resolution", 128), size_m=float(size_cm) / 100.0,
             face_budget=int(face_budget or d["face_budget"]), texture_size=int(texture_size or d["texture_size"]),
-            material=material or "leather", seed=int(seed or 0), grid=int(d["grid"]),
+            material=material or "leather", seed=int(seed or 0), grid=int(grid or d["grid"]),
         )
         with translate_errors():
             check_options(options)
@@ -136,11 +136,11 @@ class MeshesMixin:
         elif prompt:
             raise InvalidRequest(f"3D backend {name!r} makes 3D from the image alone and takes no prompt; "
                                  "sketch + prompt needs 'triposg-scribble'")
-        if resolution is None and name in ("triposg", "triposg-scribble"):
-            resolution = self.mesh_defaults.get("triposg_grid")
+        # TripoSG's --resolution is its marching-cubes grid.
+        grid = resolution if name in ("triposg", "triposg-scribble") else None
         options, size_cm = self._mesh_options(size_cm=size_cm, category=category, resolution=resolution,
                                               face_budget=face_budget, texture_size=texture_size,
-                                              material=material, seed=seed)
+                                              material=material, seed=seed, grid=grid)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
             model = self._mesh_backend(name)

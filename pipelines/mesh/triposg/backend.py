@@ -3,8 +3,9 @@
 Steps: cut the object out (alpha or plain backdrop: our own cut-out, no segmentation network), encode
 it with DINOv2 (and the prompt with CLIP for the scribble model), integrate the rectified flow from
 noise to latent tokens with diffusers' ``FlowMatchEulerDiscreteScheduler``, decode the latents once
-into the VAE's key/value set, query the signed field on a grid (coarse-to-fine above 128 cells),
-marching cubes, then the shared post-processing (cleanup, decimation, xatlas, texture bake). TripoSG
+into the VAE's key/value set, query the signed field on a grid of ``options.grid`` cells a side
+(coarse-to-fine above 128), marching cubes, then the shared post-processing (cleanup, decimation,
+xatlas, texture bake). TripoSG
 makes geometry only: the texture is the condition image projected from the front.
 """
 from __future__ import annotations
@@ -119,7 +120,7 @@ class TripoSGBackend:
 
     @classmethod
     def load(cls, path: str | Path, *, model_name: str, revision: str = "local", device: str = "cpu",
-             steps: int | None = None, num_tokens: int | None = None, **kw) -> "TripoSGBackend":
+             dtype="float32", steps: int | None = None, num_tokens: int | None = None, **kw) -> "TripoSGBackend":
         from .loading import load_components
 
         components = load_components(path)
@@ -128,7 +129,8 @@ class TripoSGBackend:
             sampling.steps = int(steps)
         if num_tokens:
             sampling.num_tokens = int(num_tokens)
-        return cls(components, model_name=model_name, revision=revision, device=device, sampling=sampling, **kw)
+        return cls(components, model_name=model_name, revision=revision, device=device, sampling=sampling,
+                   dtype=dtype, **kw)
 
     # ------------------------------------------------------------------ steps
     def check_inputs(self, image, prompt: str | None) -> str | None:
@@ -236,7 +238,7 @@ class TripoSGBackend:
             if on_progress:
                 on_progress("querying the shape field", 0.35)
             with timer.stage("sdf_query"):
-                values, queried = sdf_grid(self.field(latents), int(options.resolution), BOUND, device=self.device,
+                values, queried = sdf_grid(self.field(latents), int(options.grid), BOUND, device=self.device,
                                            chunk=self.chunk)
             with timer.stage("marching_cubes"):
                 raw = marching_cubes(values, BOUND)
@@ -246,7 +248,7 @@ class TripoSGBackend:
         colour = front_projection_fn(prepared.image, raw.bounds, fill_holes=self.takes_text)
         mesh, report = finish(raw, colour, options, up="y", front="+z", timer=timer)
         s = self.sampling
-        params = {"grid": int(options.resolution), "points_queried": int(queried), "steps": s.steps,
+        params = {"grid": int(options.grid), "points_queried": int(queried), "steps": s.steps,
                   "guidance": s.guidance, "tokens": s.num_tokens, "seed": int(options.seed),
                   "dtype": str(self.dtype).removeprefix("torch."),
                   "mask": prepared.mask_source, "texture": "front projection", "timings": timer.timings, **report}
