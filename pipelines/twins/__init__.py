@@ -4,9 +4,9 @@
 """
 from __future__ import annotations
 
-from .triposg import build_triposg_scribble_twin, build_triposg_twin
+from .triposg import TRIPOSG_REPO, TRIPOSG_SCRIBBLE_REPO, build_triposg_scribble_twin, build_triposg_twin
 
 TWINS = {
-    "VAST-AI/TripoSG": build_triposg_twin,
-    "VAST-AI/TripoSG-scribble": build_triposg_scribble_twin,
+    TRIPOSG_REPO: build_triposg_twin,
+    TRIPOSG_SCRIBBLE_REPO: build_triposg_scribble_twin,
 }

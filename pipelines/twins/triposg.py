@@ -17,6 +17,8 @@ import json
 import math
 from pathlib import Path
 
+TRIPOSG_REPO = "VAST-AI/TripoSG"
+TRIPOSG_SCRIBBLE_REPO = "VAST-AI/TripoSG-scribble"
 #: Bumped whenever the twins change, so cached copies are rebuilt.
 TWIN_VERSION = "2"
 #: Width of the tiny DINOv2 encoder's tokens (the published model: 1024, dinov2-large).
