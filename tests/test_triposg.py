@@ -251,6 +251,23 @@ def test_tiny_profile_offers_both_and_standard_defaults_to_triposg(studio):
     assert "RMBG" in catalog.CATALOGUE["triposg"].notes  # why upstream's background removal is not used
 
 
+def test_standard_profile_loads_the_published_folders_from_a_twin_mirror(tmp_path):
+    from design_studio.services import Studio
+    from design_studio.settings import Settings
+    from pipelines.twins import TWINS
+
+    mirror = tmp_path / "models"
+    for repo_id, build in TWINS.items():
+        build(mirror / repo_id)
+    studio = Studio(Settings(data_dir=tmp_path / "data", models_dir=mirror, profile="standard", device="cpu"))
+    image, sketch = studio._mesh_backend("triposg"), studio._mesh_backend("triposg-scribble")
+    assert (image.model_name, image.name, image.takes_text) == ("VAST-AI/TripoSG", "triposg", False)
+    assert (sketch.model_name, sketch.name, sketch.takes_text) == ("VAST-AI/TripoSG-scribble", "triposg-scribble", True)
+    # the published sampling settings, not the tiny profile's
+    assert (image.sampling.steps, image.sampling.guidance, image.sampling.num_tokens) == (50, 7.0, 2048)
+    assert (sketch.sampling.steps, sketch.sampling.guidance, sketch.sampling.num_tokens) == (16, 0.0, 512)
+
+
 def test_service_makes_a_valid_glb_and_checks_prompts_first(studio, twins, tmp_path):
     from design_studio.errors import InvalidRequest
 
