@@ -15,6 +15,11 @@ from . import catalog
 CONCEPT_RUNTIME = ("torch", "diffusers", "transformers", "pillow", "invisible-watermark")
 MESH_RUNTIME = ("trimesh", "fast-simplification", "xatlas", "scipy")
 RENDER_RUNTIME = ("pyrender", "mesa")
+#: Runtime parts a 3D backend adds to ``MESH_RUNTIME`` (its network code is ours, on torch/diffusers/transformers).
+BACKEND_RUNTIME = {
+    "triposg": ("torch", "diffusers", "transformers", "scikit-image"),
+    "triposg-scribble": ("torch", "diffusers", "transformers", "scikit-image"),
+}
 
 
 def _entry(repo_id: str) -> catalog.ModelEntry | None:
@@ -51,7 +56,19 @@ def weights(repo_id: str, revision: str, role: str, models_dir: Path | None = No
 
 
 def _lineage(entry: catalog.ModelEntry) -> str:
-    return str(getattr(entry, "lineage", "") or "")
+    return entry.lineage_line if entry.lineage else ""
+
+
+def shipped_parts(repo_id: str) -> list[Component]:
+    """The components shipped inside a catalogued model's weights (its lineage's ``part`` entries: an image
+    or text encoder), each under its own licence; none for a model outside the catalogue or a twin."""
+    entry = _entry(repo_id)
+    if entry is None:
+        return []
+    return [Component(u.name, f"{u.what or 'component'} inside {entry.repo_id}", u.licence, kind="weights",
+                      repo=u.name if "/" in u.name else "", commercial=u.commercial,
+                      note=f"ships in {entry.repo_id}'s weights")
+            for u in entry.lineage if u.how == "part"]
 
 
 def concept_components(model: str, revision: str, params: dict, models_dir: Path | None = None) -> list[Component]:
@@ -82,7 +99,8 @@ def mesh_components(model: str, revision: str, params: dict, *, profile: str, mo
     """Image/text -> mesh: the backend's weights, background removal, post-processing, previews,
     remesher, plus the parent image's components (marked ``via`` the parent)."""
     backend = catalog.MESH_BACKENDS.get(str(params.get("backend", "")))
-    parts = [weights(model, revision, f"3D backend {backend.name}" if backend else "3D backend", models_dir)]
+    parts = [weights(model, revision, f"3D backend {backend.name}" if backend else "3D backend", models_dir),
+             *shipped_parts(model)]
     mask = params.get("mask")
     if mask == "model":
         try:
@@ -92,7 +110,7 @@ def mesh_components(model: str, revision: str, params: dict, *, profile: str, mo
             pass
     elif mask in ("alpha", "threshold", "none"):
         parts += runtime("studio-background")
-    parts += runtime(*MESH_RUNTIME)
+    parts += runtime(*MESH_RUNTIME, *BACKEND_RUNTIME.get(backend.name if backend else "", ()))
     previews = params.get("previews") or {}
     if previews.get("thumbnail") or previews.get("turntable"):
         parts += runtime(*RENDER_RUNTIME)

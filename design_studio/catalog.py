@@ -98,8 +98,8 @@ class MeshBackend:
     """A 3D backend: how it is listed and chosen, which model role runs it, and its models per profile.
 
     ``resolution_option`` is the ``MeshOptions`` field that ``--resolution N`` sets for this backend
-    (``resolution``: relief columns; ``grid``: the marching-cubes field grid). ``models`` are registered
-    with the backend.
+    (``resolution``: relief columns; ``grid``: the marching-cubes field grid). ``needs_prompt``: the image is
+    read as a sketch and a prompt must go with it. ``models`` are registered with the backend.
     """
 
     name: str
@@ -108,6 +108,8 @@ class MeshBackend:
     good_for: str
     text_role: str = ""
     resolution_option: str = "grid"
+    #: the image is a sketch that goes with a prompt saying what it shows (TripoSG-scribble)
+    needs_prompt: bool = False
     models: tuple[ModelEntry, ...] = ()
 
 
@@ -336,6 +338,56 @@ register(MeshBackend(
     ),
 ))
 
+_TRIPOSG_LOADER = "pipelines.mesh.triposg:TripoSGBackend.load"
+_DINOV2_L = Upstream("facebook/dinov2-large", "Apache-2.0", how="part", what="DINOv2 ViT-L/14 image encoder")
+# TripoSG runs on our own port (pipelines/mesh/triposg) on diffusers and transformers (Apache-2.0), with
+# scikit-image marching cubes (BSD-3-Clause) and our own background cut-out instead of upstream's RMBG-1.4
+# (non-commercial). Upstream's transformer source adapts HunyuanDiT code under the Tencent Hunyuan licence;
+# none of that source is used here.
+_TRIPOSG_FILES = ("model_index.json", "*/config.json", "*/preprocessor_config.json", "*/scheduler_config.json",
+                  "*/*.safetensors", "*/*.safetensors.index.json")
+register(MeshBackend(
+    "triposg", role="triposg", inputs="image",
+    good_for="detailed closed shapes from one picture (TripoSG, MIT); the standard profile's default",
+    models=(
+        ModelEntry(
+            key="tiny-triposg", role="triposg", repo_id="design-studio/tiny-triposg", revision="local",
+            licence=MADE_HERE, commercial=True, tiny=True, profiles=("tiny",), twin=_TINY_3D,
+            loader=_TRIPOSG_LOADER, load_kwargs=(("steps", 2), ("num_tokens", 64)),
+            notes="twin of VAST-AI/TripoSG in its published layout, narrow and shallow, with a planted round prior",
+        ),
+        ModelEntry(
+            key="triposg", role="triposg", repo_id="VAST-AI/TripoSG", revision="main", licence="MIT",
+            commercial=True, profiles=("standard", "quality"), vram_gb=8, loader=_TRIPOSG_LOADER,
+            lineage=(_DINOV2_L,),
+            notes=("image -> detailed closed shape (1.5 B rectified-flow DiT + SDF VAE; 50 steps, 2048 tokens); "
+                   "our own port and background cut-out (not RMBG-1.4)"),
+            allow_patterns=_TRIPOSG_FILES,
+        ),
+    ),
+))
+register(MeshBackend(
+    "triposg-scribble", role="triposg-scribble", inputs="sketch and prompt", needs_prompt=True,
+    good_for="a designer's sketch and a short prompt -> shape in one step (TripoSG-scribble, MIT)",
+    models=(
+        ModelEntry(
+            key="tiny-triposg-scribble", role="triposg-scribble", repo_id="design-studio/tiny-triposg-scribble",
+            revision="local", licence=MADE_HERE, commercial=True, tiny=True, profiles=("tiny",), twin=_TINY_3D,
+            loader=_TRIPOSG_LOADER, load_kwargs=(("steps", 2), ("num_tokens", 64)),
+            notes="twin of VAST-AI/TripoSG-scribble (DINOv2 + CLIP text conditions) in its published layout",
+        ),
+        ModelEntry(
+            key="triposg-scribble", role="triposg-scribble", repo_id="VAST-AI/TripoSG-scribble", revision="main",
+            licence="MIT", commercial=True, profiles=("standard", "quality"), vram_gb=6, loader=_TRIPOSG_LOADER,
+            lineage=(_DINOV2_L, Upstream("OpenAI CLIP", "MIT", how="part",
+                                         what="CLIP text encoder and tokenizer")),
+            notes=("sketch + prompt -> shape in one pass (CFG-distilled, 16 steps, 512 tokens); same port and "
+                   "background cut-out as triposg"),
+            allow_patterns=(*_TRIPOSG_FILES, "tokenizer/*"),
+        ),
+    ),
+))
+
 #: How objects are cut out of their background for image -> 3D (no model: see pipelines.background).
 BACKGROUND_REMOVAL = ("the image's own alpha channel, else a threshold against a plain studio backdrop; "
                       "no segmentation model (none with a commercially usable lineage is ported yet)")
@@ -344,9 +396,9 @@ BACKGROUND_REMOVAL = ("the image's own alpha channel, else a threshold against a
 MESH_DEFAULTS: dict[str, dict] = {
     "tiny": {"backend": "depth-relief", "face_budget": 5000, "texture_size": 256, "grid": 32,
              "turntable_frames": 8, "preview_size": 160},
-    "standard": {"backend": "lrm", "face_budget": 40000, "texture_size": 1024, "grid": 256,
+    "standard": {"backend": "triposg", "face_budget": 40000, "texture_size": 1024, "grid": 256,
                  "turntable_frames": 36, "preview_size": 384},
-    "quality": {"backend": "lrm", "face_budget": 100000, "texture_size": 2048, "grid": 320,
+    "quality": {"backend": "triposg", "face_budget": 100000, "texture_size": 2048, "grid": 320,
                 "turntable_frames": 48, "preview_size": 512},
 }
 

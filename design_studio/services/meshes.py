@@ -8,6 +8,7 @@ from ..store import Design
 from .base import ProgressFn, translate_errors
 
 EXPORT_FORMATS = ("glb", "obj", "usdz", "zip")
+MAX_MESH_PROMPT_CHARS = 500
 TOPOLOGIES = ("triangles", "quads")
 
 
@@ -81,10 +82,12 @@ class MeshesMixin:
         topology: str = "triangles",
         actor: str = "",
         on_progress: ProgressFn | None = None,
+        prompt: str | None = None,
     ) -> Design:
         """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it.
 
-        ``topology="quads"`` remeshes into quads for CAD/CLO handoff (OBJ and USDZ keep the quads)."""
+        ``topology="quads"`` remeshes into quads for CAD/CLO handoff (OBJ and USDZ keep the quads).
+        ``prompt`` goes with backends that read the image as a sketch (``triposg-scribble``) and only with them."""
         from pipelines.images import open_image
 
         parent = self.store.design(design_id)
@@ -92,15 +95,17 @@ class MeshesMixin:
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
         name = backend or self.mesh_defaults["backend"]
         _check_topology(topology)
+        extra = _sketch_prompt(catalog.mesh_backend(name), prompt)
         options, size_cm = self._mesh_options(backend=name, size_cm=size_cm, category=category,
                                               resolution=resolution, face_budget=face_budget,
                                               texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
             model = self._mesh_backend(name)
-            result = model.reconstruct(image, options, on_progress=_reporter(on_progress))
+            result = model.reconstruct(image, options, on_progress=_reporter(on_progress), **extra)
         return self._save_mesh(result, options, size_cm=size_cm, project_id=parent.project_id, parent=parent,
-                               previews=previews, topology=topology, actor=actor, on_progress=on_progress)
+                               previews=previews, topology=topology, actor=actor, on_progress=on_progress,
+                               prompt=extra.get("prompt", ""))
 
     def make_mesh_from_prompt(
         self,
@@ -166,7 +171,7 @@ class MeshesMixin:
                       vertices=int(len(result.mesh.vertices)), size_cm=size_cm, face_budget=options.face_budget,
                       texture_size=options.texture_size, material=options.material, previews=shots)
         return self._store_mesh_designs([dict(
-            glb=glb, project_id=project_id, parent=parent, prompt=parent.prompt if parent else prompt,
+            glb=glb, project_id=project_id, parent=parent, prompt=prompt or (parent.prompt if parent else ""),
             negative_prompt=parent.negative_prompt if parent else "", seed=parent.seed if parent else options.seed,
             model=result.model, revision=result.revision, params=params,
         )], actor)[0]
@@ -323,6 +328,23 @@ class MeshesMixin:
                                   prompt=source.prompt, negative_prompt=source.negative_prompt, seed=source.seed,
                                   model=source.model, revision=source.revision, params=params))
         return self._store_mesh_designs(items, actor)
+
+
+def _sketch_prompt(info: catalog.MeshBackend, prompt: str | None) -> dict:
+    """``{"prompt": ...}`` for a backend that reads a sketch with a prompt, ``{}`` otherwise; a missing,
+    overlong or unwanted prompt is refused before any model is loaded."""
+    if info.needs_prompt:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidRequest(f"3D backend {info.name!r} makes 3D from a sketch and a prompt; the prompt is empty: "
+                                 "say what the sketch shows")
+        if len(prompt) > MAX_MESH_PROMPT_CHARS:
+            raise InvalidRequest(f"prompt is {len(prompt)} characters; at most {MAX_MESH_PROMPT_CHARS} are accepted")
+        return {"prompt": prompt.strip()}
+    if prompt:
+        needs = [b.name for b in catalog.MESH_BACKENDS.values() if b.needs_prompt]
+        raise InvalidRequest(f"3D backend {info.name!r} makes 3D from the image alone and takes no prompt; "
+                             f"sketch + prompt needs {' or '.join(map(repr, needs))}")
+    return {}
 
 
 def _check_topology(topology: str) -> None:
