@@ -82,7 +82,7 @@ def _version(package: str) -> str:
 RUNTIME: dict[str, Component] = {c.name: c for c in [
     Component("torch", "tensor runtime", "BSD-3-Clause"),
     Component("diffusers", "diffusion pipelines", "Apache-2.0"),
-    Component("transformers", "model classes (encoders, segmentation, depth)", "Apache-2.0"),
+    Component("transformers", "model classes (encoders, depth)", "Apache-2.0"),
     Component("trimesh", "mesh container, cleanup, glTF/OBJ export", "MIT"),
     Component("xatlas", "UV unwrap", "MIT"),
     Component("fast-simplification", "decimation", "MIT"),

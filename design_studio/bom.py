@@ -101,14 +101,7 @@ def mesh_components(model: str, revision: str, params: dict, *, profile: str, mo
     backend = catalog.MESH_BACKENDS.get(str(params.get("backend", "")))
     parts = [weights(model, revision, f"3D backend {backend.name}" if backend else "3D backend", models_dir),
              *shipped_parts(model)]
-    mask = params.get("mask")
-    if mask == "model":
-        try:
-            seg = catalog.entry_for(profile, "segmentation")
-            parts.append(weights(seg.repo_id, seg.revision, "background removal", models_dir))
-        except Exception:  # a profile without a segmentation model cannot have used one
-            pass
-    elif mask in ("alpha", "threshold", "none"):
+    if params.get("mask") in ("alpha", "threshold", "none"):
         parts += runtime("studio-background")
     parts += runtime(*MESH_RUNTIME, *BACKEND_RUNTIME.get(backend.name if backend else "", ()))
     previews = params.get("previews") or {}

@@ -231,28 +231,6 @@ def tiny_lora(directory: Path, name: str, seed: int = 0, rank: int = 4, scale: f
 TINY_MESH_VERSION = "1"
 
 
-def tiny_segmentation_model(seed: int = 0):
-    """A two-label SegFormer (0 = background) and its PIL image processor."""
-    import torch
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-
-    try:
-        from transformers import SegformerImageProcessorPil as SegformerImageProcessor
-    except ImportError:  # older transformers
-        from transformers import SegformerImageProcessor
-
-    config = SegformerConfig(
-        num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
-        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2],
-        decoder_hidden_size=16, num_labels=2, id2label={0: "background", 1: "object"},
-        label2id={"background": 0, "object": 1},
-    )
-    torch.manual_seed(seed)
-    model = SegformerForSemanticSegmentation(config).eval()
-    processor = SegformerImageProcessor(size={"height": 64, "width": 64}, do_reduce_labels=False)
-    return model, processor
-
-
 def _shap_e_prior(embedding_dim: int, proj_dim: int, seed: int):
     import torch
     from diffusers import PriorTransformer
@@ -399,10 +377,9 @@ def tiny_lrm(seed: int = 0):
 
 
 def materialize_tiny_mesh_models(root: Path, seed: int = 0) -> dict[str, Path]:
-    """Write the 3D twins under ``root`` (once): segmentation, LRM, Shap-E text and image, TripoSG and its scribble variant."""
+    """Write the 3D twins under ``root`` (once): LRM, Shap-E text and image, TripoSG and its scribble variant."""
     root = Path(root)
     out = {
-        "segmentation": root / "tiny-segformer",
         "lrm": root / "tiny-lrm",
         "shap-e": root / "tiny-shap-e-img2img",
         "shap-e-text": root / "tiny-shap-e",
@@ -415,11 +392,6 @@ def materialize_tiny_mesh_models(root: Path, seed: int = 0) -> dict[str, Path]:
         marker = path / ".tiny-ready"
         return marker.exists() and marker.read_text() == expected
 
-    if not ready(out["segmentation"]):
-        model, processor = tiny_segmentation_model(seed)
-        model.save_pretrained(out["segmentation"], safe_serialization=True)
-        processor.save_pretrained(out["segmentation"])
-        (out["segmentation"] / ".tiny-ready").write_text(stamp)
     if not ready(out["lrm"]):
         tiny_lrm(seed).save(out["lrm"])
         (out["lrm"] / ".tiny-ready").write_text(stamp)

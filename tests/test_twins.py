@@ -34,7 +34,6 @@ PUBLISHED_FILES = {
         "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
     },
     "depth-anything/Depth-Anything-V2-Small-hf": {"config.json", "model.safetensors", "preprocessor_config.json"},
-    "mattmdjaga/segformer_b2_clothes": {"config.json", "model.safetensors", "preprocessor_config.json"},
     "stabilityai/TripoSR": {"config.yaml", "model.ckpt"},
     "openai/shap-e": {
         "model_index.json", "prior/config.json", "prior/diffusion_pytorch_model.safetensors",
@@ -42,6 +41,18 @@ PUBLISHED_FILES = {
         "shap_e_renderer/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
         "text_encoder/model.safetensors", "tokenizer/merges.txt", "tokenizer/special_tokens_map.json",
         "tokenizer/tokenizer_config.json", "tokenizer/vocab.json",
+    },
+    "VAST-AI/TripoSG": {
+        "model_index.json", "feature_extractor_dinov2/preprocessor_config.json", "image_encoder_dinov2/config.json",
+        "image_encoder_dinov2/model.safetensors", "scheduler/scheduler_config.json", "transformer/config.json",
+        "transformer/diffusion_pytorch_model.safetensors", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+    },
+    "VAST-AI/TripoSG-scribble": {
+        "model_index.json", "feature_extractor_dinov2/preprocessor_config.json", "image_encoder_dinov2/config.json",
+        "image_encoder_dinov2/model.safetensors", "scheduler/scheduler_config.json", "transformer/config.json",
+        "transformer/diffusion_pytorch_model.safetensors", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+        "text_encoder/config.json", "text_encoder/model.safetensors", "tokenizer/tokenizer.json",
+        "tokenizer/tokenizer_config.json",
     },
     "openai/shap-e-img2img": {
         "model_index.json", "prior/config.json", "prior/diffusion_pytorch_model.safetensors",
@@ -54,17 +65,9 @@ PUBLISHED_FILES = {
 
 def catalogue_repos(profile: str) -> set[str]:
     from design_studio import catalog
-    from design_studio.errors import InvalidRequest
 
-    repos = set()
-    for role in catalog.ROLES:
-        try:
-            entry = catalog.entry_for(profile, role)
-        except InvalidRequest:
-            continue
-        if not entry.tiny and not entry.restricted:
-            repos.add(entry.repo_id)
-    return repos
+    return {catalog.CATALOGUE[key].repo_id for key in catalog.PROFILES[profile].values()
+            if not catalog.CATALOGUE[key].tiny}
 
 
 @pytest.mark.parametrize("profile", ["standard", "quality"])
@@ -227,19 +230,6 @@ def test_depth_anything_runs_through_depth_relief(mirror, timings):
     result = backend.reconstruct(_bag(), MeshOptions(resolution=24, face_budget=800, texture_size=64))
     timings[repo]["load_run_s"] = round(time.perf_counter() - start, 2)
     assert 0 < len(result.mesh.faces) <= 800
-
-
-def test_segformer_runs_through_the_segmentation_model(mirror, timings):
-    from pipelines.background import SegmentationModel
-
-    root, _ = mirror
-    repo = "mattmdjaga/segformer_b2_clothes"
-    start = time.perf_counter()
-    model = SegmentationModel.load(root / repo, model_name=repo)
-    mask = model.foreground(_bag())
-    timings[repo]["load_run_s"] = round(time.perf_counter() - start, 2)
-    assert mask.shape == (80, 96) and mask.dtype == bool
-    assert model.model.config.id2label[0] == "Background" and model.model.config.num_labels == 18
 
 
 def test_triposr_twin_converts_loads_and_meshes(mirror, timings, tmp_path):

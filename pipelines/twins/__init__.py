@@ -20,7 +20,6 @@ from typing import Callable
 from .depth import DEPTH_REPO, build_depth_anything_small
 from .flux import FLUX_SCHNELL_REPO, build_flux_schnell
 from .sdxl import SCRIBBLE_REPO, SDXL_REPO, build_scribble_controlnet, build_sdxl
-from .segformer import SEGFORMER_CLOTHES_REPO, build_segformer_clothes
 from .shap_e import SHAP_E_IMG2IMG_REPO, SHAP_E_REPO, build_shap_e, build_shap_e_img2img
 from .triposg import TRIPOSG_REPO, TRIPOSG_SCRIBBLE_REPO, build_triposg_scribble_twin, build_triposg_twin
 from .triposr import TRIPOSR_REPO, build_triposr
@@ -31,7 +30,6 @@ BUILDERS: dict[str, Callable[[Path, int], None]] = {
     SCRIBBLE_REPO: build_scribble_controlnet,
     FLUX_SCHNELL_REPO: build_flux_schnell,
     DEPTH_REPO: build_depth_anything_small,
-    SEGFORMER_CLOTHES_REPO: build_segformer_clothes,
     TRIPOSR_REPO: build_triposr,
     SHAP_E_REPO: build_shap_e,
     SHAP_E_IMG2IMG_REPO: build_shap_e_img2img,
@@ -39,8 +37,7 @@ BUILDERS: dict[str, Callable[[Path, int], None]] = {
     TRIPOSG_SCRIBBLE_REPO: build_triposg_scribble_twin,
 }
 
-_MESH_REPOS = (SEGFORMER_CLOTHES_REPO, TRIPOSR_REPO, SHAP_E_IMG2IMG_REPO, SHAP_E_REPO, TRIPOSG_REPO,
-               TRIPOSG_SCRIBBLE_REPO)
+_MESH_REPOS = (TRIPOSR_REPO, SHAP_E_IMG2IMG_REPO, SHAP_E_REPO, TRIPOSG_REPO, TRIPOSG_SCRIBBLE_REPO)
 
 #: The repositories each real profile uses (the catalogue's entries, tiny and restricted ones aside).
 PROFILE_REPOS: dict[str, tuple[str, ...]] = {
