@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .errors import InvalidRequest, ModelMissing
 
-ROLES = ("concept", "sketch", "depth", "mesh", "segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d")
+ROLES = ("concept", "sketch", "depth", "mesh", "segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d", "multiview")
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,20 @@ CATALOGUE: dict[str, ModelEntry] = {
             key="shap-e", role="shap-e-text", repo_id="openai/shap-e", revision="main", licence="MIT",
             commercial=True, vram_gb=4, notes="text -> 3D; low fidelity",
         ),
+        # ---- textures all round: multi-view painting on the SDXL base
+        ModelEntry(
+            key="tiny-mv-adapter", role="multiview", repo_id="design-studio/tiny-mv-adapter", revision="local",
+            licence="random weights made here (no licence needed)", commercial=True, tiny=True,
+            notes="MV-Adapter twin shaped for the tiny (SD-1.5-shaped) concept UNet; random weights",
+        ),
+        ModelEntry(
+            key="mv-adapter", role="multiview", repo_id="huanngzh/mv-adapter", revision="main", licence="Apache-2.0",
+            commercial=True, vram_gb=14,
+            notes=("image + geometry -> 6 views (mvadapter_ig2mv_sdxl); runs on stabilityai/stable-diffusion-xl-base-1.0, "
+                   "so its outputs also carry the CreativeML Open RAIL++-M use restrictions; geometry maps come from "
+                   "the studio's own rasteriser (the upstream texture pipeline's nvdiffrast is not used)"),
+            allow_patterns=("mvadapter_ig2mv_sdxl.safetensors",),
+        ),
         ModelEntry(
             key="hunyuan3d-2", role="hunyuan3d", repo_id="tencent/Hunyuan3D-2", revision="main",
             licence="Tencent Hunyuan 3D 2.0 Community License", commercial=False,
@@ -170,12 +184,18 @@ CATALOGUE: dict[str, ModelEntry] = {
 #: 3D roles each profile adds (kept apart from PROFILES' concept roles so areas merge cleanly).
 MESH_PROFILE_ROLES: dict[str, dict[str, str]] = {
     "tiny": {"segmentation": "tiny-segformer", "lrm": "tiny-lrm", "shap-e": "tiny-shap-e-img2img",
-             "shap-e-text": "tiny-shap-e"},
+             "shap-e-text": "tiny-shap-e", "multiview": "tiny-mv-adapter"},
     "standard": {"segmentation": "segformer-b2-clothes", "lrm": "triposr", "shap-e": "shap-e-img2img",
-                 "shap-e-text": "shap-e"},
+                 "shap-e-text": "shap-e", "multiview": "mv-adapter"},
     "quality": {"segmentation": "segformer-b2-clothes", "lrm": "triposr", "shap-e": "shap-e-img2img",
-                "shap-e-text": "shap-e"},
+                "shap-e-text": "shap-e", "multiview": "mv-adapter"},
 }
+
+#: The base model MV-Adapter runs on per profile (SDXL even where the concept model is FLUX).
+MULTIVIEW_BASE: dict[str, str] = {"tiny": "tiny-concept", "standard": "sdxl-base", "quality": "sdxl-base"}
+
+#: How a mesh is textured: projecting the concept image (fast), or painting six generated views.
+TEXTURE_MODES = ("project", "multiview")
 
 
 @dataclass(frozen=True)
@@ -205,11 +225,14 @@ MESH_BACKENDS: dict[str, MeshBackendInfo] = {
 #: 3D defaults per profile (face budget, texture size, field grid, turntable frames, preview size).
 MESH_DEFAULTS: dict[str, dict] = {
     "tiny": {"backend": "depth-relief", "face_budget": 5000, "texture_size": 256, "grid": 32,
-             "turntable_frames": 8, "preview_size": 160, "shap_e_steps": 2},
+             "turntable_frames": 8, "preview_size": 160, "shap_e_steps": 2,
+             "texture": "project", "multiview_size": 32, "multiview_steps": 2},
     "standard": {"backend": "lrm", "face_budget": 40000, "texture_size": 1024, "grid": 256,
-                 "turntable_frames": 36, "preview_size": 384, "shap_e_steps": 64},
+                 "turntable_frames": 36, "preview_size": 384, "shap_e_steps": 64,
+                 "texture": "project", "multiview_size": 768, "multiview_steps": 50},
     "quality": {"backend": "lrm", "face_budget": 100000, "texture_size": 2048, "grid": 320,
-                "turntable_frames": 48, "preview_size": 512, "shap_e_steps": 64},
+                "turntable_frames": 48, "preview_size": 512, "shap_e_steps": 64,
+                "texture": "project", "multiview_size": 768, "multiview_steps": 50},
 }
 
 PROFILES: dict[str, dict[str, str]] = {
@@ -273,6 +296,11 @@ def local_path(entry: ModelEntry, models_dir: Path) -> Path | None:
     if entry.tiny:
         from pipelines.testing import materialize_tiny_models
 
+        if entry.role == "multiview":
+            from pipelines.twins.mv_adapter import materialize_tiny_mv_adapter
+
+            return materialize_tiny_mv_adapter(Path(models_dir) / "tiny")
+
         if entry.role in MESH_PROFILE_ROLES["tiny"]:
             from pipelines.testing import materialize_tiny_mesh_models
 
@@ -316,6 +344,16 @@ def status(profile: str, models_dir: Path, *, build_tiny: bool = True) -> list[M
         )
         out.append(ModelStatus(entry, path, how))
     return out
+
+
+def multiview_base(profile: str, models_dir: Path) -> tuple[ModelEntry, Path]:
+    """The SDXL-class base MV-Adapter runs on in this profile, or ``ModelMissing`` saying how to get it."""
+    entry = CATALOGUE[MULTIVIEW_BASE[profile]]
+    path = local_path(entry, models_dir)
+    if path is None:
+        raise ModelMissing(f"multi-view texturing runs on {entry.repo_id} ({entry.licence_line}), which is not on "
+                           f"this machine; put its folder at {Path(models_dir) / entry.repo_id}")
+    return entry, path
 
 
 def require(profile: str, role: str, models_dir: Path) -> tuple[ModelEntry, Path]:

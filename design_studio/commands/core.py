@@ -55,6 +55,10 @@ def cmd_mesh(args) -> int:
         return 0
     if bool(args.image) == bool(args.prompt):
         raise StudioError("give either an IMAGE file or --prompt TEXT to make a 3D mesh from")
+    if args.texture is not None and args.texture not in ("project", "multiview"):
+        raise StudioError(f"--texture {args.texture!r} is not one of project, multiview")
+    if args.texture == "multiview" and args.prompt:
+        raise StudioError("--texture multiview paints from a concept image; give an IMAGE file, not --prompt")
     if not args.out:
         raise StudioError("--out FILE is required")
     out = Path(args.out)
@@ -70,7 +74,8 @@ def cmd_mesh(args) -> int:
         origin = "prompt"
     else:
         image = studio.import_image(args.image, project=args.project, name=Path(args.image).name, actor=actor())
-        mesh = studio.make_mesh(image.id, backend=args.backend, resolution=args.resolution, **common)
+        mesh = studio.make_mesh(image.id, backend=args.backend, resolution=args.resolution, texture=args.texture,
+                                **common)
         origin = f"parent {image.id}"
     files = studio.export_mesh(mesh.id, args.format)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +91,8 @@ def cmd_mesh(args) -> int:
         _relink_obj(out, files)
     p = mesh.params
     print(f"{out}\tdesign {mesh.id}\t{origin}\t{p['backend']}\t{p['faces']} faces\t"
-          f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm")
+          f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm\t"
+          f"texture {p.get('texture', {}).get('mode', 'project')}")
     return 0
 
 
@@ -177,7 +183,9 @@ def register(sub) -> None:
     p.add_argument("--face-budget", dest="face_budget", type=int, help="at most this many triangles")
     p.add_argument("--texture-size", dest="texture_size", type=int, help="texture atlas side in pixels")
     p.add_argument("--material", choices=["leather", "canvas", "metal", "silk"], help="PBR preset (default leather)")
-    p.add_argument("--seed", type=int, help="seed of the generative backends (Shap-E)")
+    p.add_argument("--seed", type=int, help="seed of the generative backends (Shap-E) and of multi-view texturing")
+    p.add_argument("--texture", metavar="MODE",
+                   help="project (default: the concept image projected) | multiview (six MV-Adapter views painted all round)")
     p.add_argument("--no-previews", dest="no_previews", action="store_true", help="skip thumbnail and turntable")
     p.add_argument("--project")
     p.set_defaults(func=cmd_mesh)

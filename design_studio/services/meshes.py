@@ -7,7 +7,7 @@ from ..store import Design
 from .base import ProgressFn, translate_errors
 
 #: Catalogue roles whose models this mixin loads.
-MESH_ROLES = ("segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d")
+MESH_ROLES = ("segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d", "multiview")
 EXPORT_FORMATS = ("glb", "obj", "zip")
 
 
@@ -32,6 +32,15 @@ class MeshesMixin:
 
             return ShapEBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device,
                                      steps=self.mesh_defaults["shap_e_steps"])
+        if role == "multiview":
+            from pipelines.devices import resolve_dtype
+            from pipelines.texture.mv_adapter import MultiViewGenerator
+
+            base, base_path = catalog.multiview_base(self.settings.profile, self.settings.resolved_models_dir)
+            self._check_model_path(base_path)
+            return MultiViewGenerator.load(base_path, path, model_name=entry.repo_id, revision=entry.revision,
+                                           base_name=base.repo_id, base_revision=base.revision, device=self.device,
+                                           dtype=resolve_dtype(self.settings.dtype, self.device))
         raise ModelMissing(_hunyuan_message(entry))
 
     @property
@@ -100,24 +109,36 @@ class MeshesMixin:
         texture_size: int | None = None,
         material: str | None = None,
         seed: int | None = None,
+        texture: str | None = None,
         previews: bool = True,
         actor: str = "",
         on_progress: ProgressFn | None = None,
     ) -> Design:
-        """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it."""
+        """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it.
+
+        ``texture`` "project" keeps the backend's texture (the concept image projected); "multiview"
+        repaints it from six MV-Adapter views of the mesh conditioned on the concept image.
+        """
         from pipelines.images import open_image
 
         parent = self.store.design(design_id)
         if parent.kind != "image":
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
         name = backend or self.mesh_defaults["backend"]
+        texture = texture or self.mesh_defaults["texture"]
+        if texture not in catalog.TEXTURE_MODES:
+            raise InvalidRequest(f"texture {texture!r} is not one of {', '.join(catalog.TEXTURE_MODES)}")
         options, size_cm = self._mesh_options(size_cm=size_cm, category=category, resolution=resolution,
                                               face_budget=face_budget, texture_size=texture_size,
                                               material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
             model = self._mesh_backend(name)
-            result = model.reconstruct(image, options, on_progress=_reporter(on_progress))
+            result = model.reconstruct(image, options, on_progress=_reporter(on_progress, 0.5 if texture == "multiview" else 0.8))
+            if texture == "multiview":
+                self._paint_multiview(result, image, options, on_progress)
+            else:
+                result.params["texture"] = {"mode": "project"}
         return self._save_mesh(result, options, size_cm=size_cm, project_id=parent.project_id, parent=parent,
                                previews=previews, actor=actor, on_progress=on_progress)
 
@@ -147,6 +168,25 @@ class MeshesMixin:
         project_id = self.store.project(project).id
         return self._save_mesh(result, options, size_cm=size_cm, project_id=project_id, parent=None, prompt=prompt,
                                previews=previews, actor=actor, on_progress=on_progress)
+
+    def _paint_multiview(self, result, image, options, on_progress) -> None:
+        """Repaint ``result.mesh`` from six generated views; the record (and the views, as a file) go in params."""
+        from pipelines.render import png_bytes
+        from pipelines.texture import PaintOptions, paint_mesh
+
+        d = self.mesh_defaults
+        generator = self._model("multiview")
+
+        def report(stage: str, fraction: float) -> None:
+            if on_progress:
+                on_progress(0.5 + 0.3 * fraction, stage)
+
+        paint = PaintOptions(view_size=int(d["multiview_size"]), steps=int(d["multiview_steps"]), seed=options.seed)
+        result.mesh, record, views = paint_mesh(result.mesh, image, generator, paint, on_progress=report)
+        strip = _side_by_side(views)
+        record["views_file"], _ = self.store.files.put(png_bytes(strip), ".png")
+        result.params["texture"] = record
+        result.params.setdefault("timings", {}).update(record["timings"])
 
     def _save_mesh(self, result, options, *, size_cm, project_id, parent, previews, actor, on_progress,
                    prompt: str = "") -> Design:
@@ -301,14 +341,25 @@ class MeshesMixin:
         return self._store_mesh_designs(items, actor)
 
 
-def _reporter(on_progress):
+def _reporter(on_progress, share: float = 0.8):
     if on_progress is None:
         return None
 
     def report(stage: str, fraction: float) -> None:
-        on_progress(fraction * 0.8, stage)
+        on_progress(fraction * share, stage)
 
     return report
+
+
+def _side_by_side(images):
+    """The six generated views in one row (front, right, back, left, top, bottom)."""
+    from PIL import Image
+
+    w, h = images[0].size
+    strip = Image.new("RGB", (w * len(images), h))
+    for i, image in enumerate(images):
+        strip.paste(image, (i * w, 0))
+    return strip
 
 
 def _hunyuan_message(entry) -> str:

@@ -8,6 +8,8 @@ from .common import actor_of, progress_adapter, user_errors
 
 MATERIALS = ["leather", "canvas", "metal", "silk"]
 FORMATS = ["glb", "obj", "zip"]
+TEXTURES = [("project — the concept image projected (fast)", "project"),
+            ("multiview — six generated views painted all round (MV-Adapter)", "multiview")]
 
 
 def _write_downloads(studio: Studio, design_id: int, files: dict[str, bytes]) -> list[str]:
@@ -34,6 +36,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
                                     elem_id="mesh-faces")
             texture_size = gr.Dropdown([256, 512, 1024, 2048], value=defaults["texture_size"], label="Texture size (px)",
                                        elem_id="mesh-texture")
+        texture_mode = gr.Radio(TEXTURES, value=defaults["texture"], label="Texture", elem_id="mesh-texture-mode")
         gr.Markdown("Thin, flat parts (straps, handles, leather panels): **depth-relief**. Whole closed objects: "
                     "**lrm**. Restricted licences are marked and never the default.")
     with gr.Row():
@@ -67,7 +70,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         return (str(thumb) if thumb else None), (str(gif) if gif else None)
 
     @user_errors
-    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, request: gr.Request,
+    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, texture, request: gr.Request,
                   progress=gr.Progress()):
         if design_id is None:
             raise gr.Error("Choose a concept first: generate, then click an image.")
@@ -76,12 +79,13 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         if face_budget is None or face_budget < 4:
             raise gr.Error(f"Face budget must be at least 4 faces, got {face_budget}.")
         mesh = studio.make_mesh(int(design_id), backend=backend, size_cm=float(size_cm), material=material,
-                                face_budget=int(face_budget), texture_size=int(texture_size),
+                                face_budget=int(face_budget), texture_size=int(texture_size), texture=texture,
                                 on_progress=progress_adapter(progress), actor=actor_of(request))
         thumb, gif = previews(mesh)
         p = mesh.params
         info = (f"design {mesh.id} · {p['backend']} · {p['faces']} faces · "
-                f"{'watertight' if p.get('watertight') else 'not watertight'} · {p['size_cm']:g} cm · {p['material']}")
+                f"{'watertight' if p.get('watertight') else 'not watertight'} · {p['size_cm']:g} cm · {p['material']} · "
+                f"texture: {p.get('texture', {}).get('mode', 'project')}")
         return (str(studio.store.file_path(mesh)), thumb, gif, str(studio.download_copy(mesh)), info, mesh.id)
 
     @user_errors
@@ -97,7 +101,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count), actor=actor_of(request))
         return [(previews(v)[0], f"{v.params['colourway']} {v.params['hex']}") for v in variants if previews(v)[0]]
 
-    make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size],
+    make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size, texture_mode],
                  [viewer, thumbnail, turntable, download, mesh_info, mesh_state], api_name="make_mesh",
                  concurrency_id="gpu")
     export.click(on_export, [mesh_state, fmt], [exported], api_name="export_mesh")

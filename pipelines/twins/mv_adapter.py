@@ -43,3 +43,19 @@ def build_mv_adapter(directory: Path, seed: int = 0, *, base: Path | None = None
     directory.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(directory / WEIGHT_NAME), metadata={"format": "pt"})
     return directory / WEIGHT_NAME
+
+
+def materialize_tiny_mv_adapter(root: Path, seed: int = 0) -> Path:
+    """The tiny profile's MV-Adapter twin under ``root`` (built once), shaped for the tiny concept UNet."""
+    from ..testing import TINY_VERSION, materialize_tiny_models
+    from ..texture.mv_adapter import WEIGHT_NAME
+
+    root = Path(root)
+    folder = root / "tiny-mv-adapter"
+    stamp = json.dumps({"version": TINY_VERSION, "seed": seed, "adapter": 1})
+    marker = folder / ".tiny-ready"
+    if not (marker.exists() and marker.read_text() == stamp and (folder / WEIGHT_NAME).exists()):
+        base = materialize_tiny_models(root, seed)["concept"]
+        build_mv_adapter(folder, seed, base=base)
+        marker.write_text(stamp)
+    return folder
