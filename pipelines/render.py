@@ -263,10 +263,10 @@ def rasterize(px: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int, *
     """
     size = int(size)
     tri = px[faces]
-    lo = np.clip(np.floor(tri.min(1) - 0.5), 0, size - 1).astype(np.int64)
-    hi = np.clip(np.ceil(tri.max(1) - 0.5), 0, size - 1).astype(np.int64)
+    lo = np.clip(np.ceil(tri.min(1) - 0.5), 0, size - 1).astype(np.int64)  # first pixel centre inside
+    hi = np.clip(np.floor(tri.max(1) - 0.5), 0, size - 1).astype(np.int64)  # last pixel centre inside
     visible = (tri.max(1) >= 0).all(1) & (tri.min(1) <= size).all(1)
-    span = np.where(visible[:, None], hi - lo + 1, 0)
+    span = np.where(visible[:, None], np.maximum(hi - lo + 1, 0), 0)  # none between pixel centres
     counts = span[:, 0] * span[:, 1]
     d_lo, d_hi = float(depth.min()), float(depth.max())
     levels = (1 << 31) - 1

@@ -34,9 +34,9 @@ def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, size: 
     faces = np.asarray(faces, dtype=np.int64)
     px = np.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], 1)
     tri = px[faces]
-    lo = np.clip(np.floor(tri.min(1) - 0.5), 0, size - 1).astype(np.int64)
-    hi = np.clip(np.ceil(tri.max(1) - 0.5), 0, size - 1).astype(np.int64)
-    span = hi - lo + 1
+    lo = np.clip(np.ceil(tri.min(1) - 0.5), 0, size - 1).astype(np.int64)  # first pixel centre inside
+    hi = np.clip(np.floor(tri.max(1) - 0.5), 0, size - 1).astype(np.int64)  # last pixel centre inside
+    span = np.maximum(hi - lo + 1, 0)  # triangles between pixel centres cover none
     counts = span[:, 0] * span[:, 1]
     starts = np.concatenate([[0], np.cumsum(counts)])
     owner = np.full(size * size, -1, dtype=np.int64)
@@ -96,6 +96,8 @@ def project_views(texels: Texels, views: list, images: np.ndarray, depth: np.nda
     ``images`` is (V, H, W, 3) in [0, 1] and ``depth`` the (V, H, W) depth each view rendered;
     ``depth_tolerance`` is in pixels of that view (a point further behind the visible surface is occluded).
     """
+    from scipy import ndimage
+
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 4 or images.shape[0] != len(views) or images.shape[-1] != 3:
         raise InvalidInput(f"views must be a (V, H, W, 3) stack with V = {len(views)}, got shape {images.shape}")
@@ -111,8 +113,7 @@ def project_views(texels: Texels, views: list, images: np.ndarray, depth: np.nda
         row = np.clip(np.floor(px[:, 1]).astype(np.int64), 0, size - 1)
         inside = (px[:, 0] >= 0) & (px[:, 0] < size) & (px[:, 1] >= 0) & (px[:, 1] < size)
         # The nearest surface around the pixel: the minimum over its 3x3 neighbourhood keeps silhouettes honest.
-        padded = np.pad(zbuf, 1, constant_values=np.inf)
-        near = np.min([padded[row + 1 + dy, col + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+        near = ndimage.minimum_filter(zbuf, size=3, mode="constant", cval=np.inf)[row, col]
         seen = inside & (cos > 0) & (z <= near + depth_tolerance * pixel * (1.0 + 1.0 / np.maximum(cos, 0.05)))
         w = np.where(seen, np.clip(cos, 0, 1) ** sharpness, 0.0)
         if not seen.any():
