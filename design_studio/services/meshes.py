@@ -171,6 +171,9 @@ class MeshesMixin:
 
     def _paint_multiview(self, result, image, options, on_progress) -> None:
         """Repaint ``result.mesh`` from six generated views; the record (and the views, as a file) go in params."""
+        import time
+
+        from pipelines.background import prepare_image
         from pipelines.render import png_bytes
         from pipelines.texture import PaintOptions, paint_mesh
 
@@ -182,7 +185,12 @@ class MeshesMixin:
                 on_progress(0.5 + 0.3 * fraction, stage)
 
         paint = PaintOptions(view_size=int(d["multiview_size"]), steps=int(d["multiview_steps"]), seed=options.seed)
-        result.mesh, record, views = paint_mesh(result.mesh, image, generator, paint, on_progress=report)
+        start = time.perf_counter()
+        reference = prepare_image(image, self._segmenter(), margin=0.05)  # the object alone, for the reference pass
+        cutout_seconds = time.perf_counter() - start
+        result.mesh, record, views = paint_mesh(result.mesh, reference.image, generator, paint, on_progress=report)
+        record["timings"] = {"reference_cutout": round(cutout_seconds, 4), **record["timings"]}
+        record["reference_mask"] = reference.mask_source
         strip = _side_by_side(views)
         record["views_file"], _ = self.store.files.put(png_bytes(strip), ".png")
         result.params["texture"] = record

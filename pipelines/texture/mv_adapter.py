@@ -253,6 +253,8 @@ class MultiViewGenerator:
         report = load_adapter_weights(base.unet, encoder, adapter_file)
         base.scheduler = shifted_snr_scheduler(base.scheduler)
         base.to(device)
+        if getattr(base.vae.config, "force_upcast", False):  # SDXL's VAE overflows in float16
+            base.vae.to(torch.float32)
         encoder.to(device=device, dtype=dtype)
         base.set_progress_bar_config(disable=True)
         return cls(base, encoder, model_name=model_name, revision=revision, base_name=base_name,
