@@ -336,3 +336,21 @@ def test_cli_multiview_glb_and_bad_texture(tmp_path, models_dir):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["studio: error: --texture 'paint' is not one of project, multiview"]
     assert not (tmp_path / "o").exists()
+
+
+def test_mesh_panel_offers_the_texture_choice_and_passes_it_on(studio, tmp_path):
+    import gradio as gr
+
+    from design_studio.ui.app import build_app
+
+    demo = build_app(studio)
+    fn = next(f for f in demo.fns.values() if f.api_name == "make_mesh")
+    radio = next(c for c in fn.inputs if getattr(c, "elem_id", None) == "mesh-texture-mode")
+    assert [value for _, value in radio.choices] == ["project", "multiview"] and radio.value == "project"
+    image = studio.import_image(str(_bag(tmp_path / "bag.png")), name="bag.png")
+    args = (image.id, 20, "lrm", "leather", 500, 64)
+    with pytest.raises(gr.Error, match="texture 'paint' is not one of project, multiview"):
+        fn.fn(*args, "paint", request=None, progress=lambda *a, **k: None)
+    *_, info, mesh_id = fn.fn(*args, "multiview", request=None, progress=lambda *a, **k: None)
+    assert "texture: multiview" in info
+    assert studio.store.design(mesh_id).params["texture"]["mode"] == "multiview"
