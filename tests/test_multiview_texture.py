@@ -193,6 +193,11 @@ def test_twin_loads_with_a_strict_key_check(tiny_adapter, tmp_path):
         save_file(broken, str(bad / WEIGHT_NAME))
         with pytest.raises(InvalidInput, match="does not match this UNet"):
             MultiViewGenerator.load(base, bad, model_name="x", revision="local")
+    wrong_shape = tmp_path / "wrong-shape"
+    wrong_shape.mkdir()
+    save_file(dict(state, **{key: torch.zeros(3, 3)}), str(wrong_shape / WEIGHT_NAME))
+    with pytest.raises(InvalidInput, match="made for another base model"):
+        MultiViewGenerator.load(base, wrong_shape, model_name="x", revision="local")
 
 
 def test_generation_uses_the_concept_image_and_the_geometry(tiny_adapter):
@@ -203,7 +208,7 @@ def test_generation_uses_the_concept_image_and_the_geometry(tiny_adapter):
     control = np.random.default_rng(0).random((6, 6, 32, 32)).astype(np.float32)
 
     def run(image, ctrl):
-        return gen(image, ctrl, steps=2, generator=torch.Generator().manual_seed(3))
+        return gen(image, ctrl, steps=1, generator=torch.Generator().manual_seed(3))
 
     red = Image.new("RGB", (40, 30), "red")
     a = run(red, control)

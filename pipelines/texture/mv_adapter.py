@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
@@ -203,11 +204,15 @@ def load_adapter_weights(unet, cond_encoder, path: Path) -> dict:
     if unknown or missing:
         raise InvalidInput(f"{path.name} does not match this UNet: {len(unknown)} unexpected keys "
                            f"(e.g. {unknown[:2]}), {len(missing)} missing (e.g. {missing[:2]})")
+    own = {**unet.state_dict(), **cond_encoder.state_dict()}
+    wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise InvalidInput(f"{path.name} was made for another base model: {len(wrong)} tensors differ in shape "
+                           f"(e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} here, {tuple(own[wrong[0]].shape)} expected)")
     unet_part = {k: v for k, v in state.items() if k in mine}
-    _, bad = unet.load_state_dict(unet_part, strict=False)
+    # strict=False only because the base UNet's own weights are not in this file; the key check above is strict.
+    unet.load_state_dict(unet_part, strict=False)
     cond_encoder.load_state_dict({k: v for k, v in state.items() if k in enc}, strict=True)
-    for key, tensor in unet_part.items():  # shapes: load_state_dict(strict=False) raises on mismatch already
-        assert unet.state_dict()[key].shape == tensor.shape
     return {"keys": len(state), "unet_keys": len(unet_part), "encoder_keys": len(state) - len(unet_part)}
 
 
@@ -274,7 +279,7 @@ class MultiViewGenerator:
         return pe, ne, None, None
 
     @torch.no_grad()
-    def __call__(self, reference: "Image.Image", control: np.ndarray, *, prompt: str = "high quality",
+    def __call__(self, reference: Image.Image, control: np.ndarray, *, prompt: str = "high quality",
                  negative_prompt: str = "watermark, ugly, deformed, noisy, blurry, low contrast",
                  steps: int = 50, guidance: float = 3.0, reference_scale: float = 1.0, control_scale: float = 1.0,
                  generator: torch.Generator | None = None,
@@ -356,10 +361,8 @@ class MultiViewGenerator:
         return ((images.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _reference_tensor(image, size: int) -> torch.Tensor:
+def _reference_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """The concept image fitted into 90 % of a square on mid grey (MV-Adapter's framing), in [-1, 1]."""
-    from PIL import Image
-
     image = image.convert("RGBA") if image.mode in ("RGBA", "LA", "P") else image.convert("RGB")
     canvas = Image.new("RGB", (size, size), (127, 127, 127))
     alpha = image.getchannel("A") if image.mode == "RGBA" else None
