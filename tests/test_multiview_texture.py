@@ -305,7 +305,8 @@ def test_service_paints_multiview_and_records_every_stage(studio, tmp_path):
     assert record["mode"] == "multiview" and record["model"] == "design-studio/tiny-mv-adapter"
     assert record["base_model"] == "design-studio/tiny-stable-diffusion" and record["revision"] == "local"
     assert record["views"] == list(render.MV_VIEW_NAMES) and record["view_size"] == 32
-    assert set(record["timings"]) == {"reference_cutout", "geometry_maps", "multiview", "backproject"}
+    assert set(record["timings"]) == {"reference_cutout", "geometry_maps", "multiview", "backproject", "seam_check"}
+    assert 0 <= record["seam_gap_mean"] <= record["seam_gap_max"] <= 1
     assert record["reference_mask"] == "threshold"  # the bag on a plain white backdrop
     assert all(mesh.params["timings"][k] >= 0 for k in record["timings"])
     assert 0 < record["texels_seen"] <= 1

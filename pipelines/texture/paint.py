@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInput
-from .backproject import bake_views
+from .backproject import bake_views, seam_gaps
 
 
 @dataclass
@@ -63,6 +63,7 @@ def paint_mesh(mesh, reference, generator, options: PaintOptions, *, on_progress
     normals = render.stitched_vertex_normals(points, faces)
     texture, report = stage("backproject", bake_views, points, faces, np.asarray(uv), normals, views, images,
                             maps.depth, texture_size, sharpness=options.sharpness)
+    gaps = stage("seam_check", seam_gaps, points, faces, np.asarray(uv), texture)
     painted = mesh.copy()
     painted.visual.material.baseColorTexture = texture
     record = {
@@ -71,6 +72,9 @@ def paint_mesh(mesh, reference, generator, options: PaintOptions, *, on_progress
         "views": list(render.MV_VIEW_NAMES), "view_size": int(options.view_size), "steps": int(options.steps),
         "guidance": float(options.guidance), "reference_scale": float(options.reference_scale),
         "seed": int(options.seed), "texture_size": int(texture_size), "renderer": "studio numpy rasteriser",
-        "texels_seen": round(report["seen"], 4), "texels_filled": report["filled"], "timings": timings,
+        "texels_seen": round(report["seen"], 4), "texels_filled": report["filled"],
+        # mean and worst RGB difference (0..1) across UV seams: both sides of a seam should match
+        "seam_gap_mean": round(float(gaps.mean()), 4) if len(gaps) else 0.0,
+        "seam_gap_max": round(float(gaps.max()), 4) if len(gaps) else 0.0, "timings": timings,
     }
     return painted, record, [Image.fromarray((np.clip(v, 0, 1) * 255 + 0.5).astype(np.uint8)) for v in images]
