@@ -142,6 +142,52 @@ def post_200k() -> tuple[dict[str, float], int, int]:
     return timer.timings, faces_in, len(mesh.faces)
 
 
+def multiview(models_dir: Path, repeats: int = 2) -> dict[str, dict[str, float]]:
+    """Seconds per stage of ``--texture multiview``: on the tiny twins (lrm mesh, 32 px views, 2 steps), and the
+    model-free stages (geometry maps, back-projection) at the standard profile's size (768 px views, 40k faces,
+    1024^2 atlas), where only the view generation itself would need the real MV-Adapter and a GPU."""
+    import numpy as np
+    import trimesh
+    from PIL import Image, ImageDraw
+
+    from design_studio.services import Studio
+    from design_studio.settings import Settings
+    from pipelines import render
+    from pipelines.mesh import MeshOptions
+    from pipelines.mesh.post import unwrap_uv
+    from pipelines.texture import PaintOptions, bake_views, paint_mesh
+
+    studio = Studio(Settings(data_dir=Path(tempfile.mkdtemp()) / "data", models_dir=models_dir, profile="tiny", device="cpu"))
+    img = Image.new("RGB", (256, 200), "white")
+    ImageDraw.Draw(img).rounded_rectangle((50, 70, 206, 180), 18, fill=(154, 78, 28))
+    result = studio._mesh_backend("lrm").reconstruct(img, MeshOptions(face_budget=5000, texture_size=512, grid=48, seed=1))
+    generator = studio._model("multiview")  # loading is not timed: the studio keeps models loaded
+    rows: dict[str, dict[str, float]] = {}
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        _, record, _ = paint_mesh(result.mesh, img, generator, PaintOptions(view_size=32, steps=2, seed=1))
+        best = {k: min(v, best.get(k, v)) for k, v in record["timings"].items()}
+    rows[f"tiny twin ({len(result.mesh.faces)}f, 32px)"] = best
+
+    sphere = trimesh.creation.icosphere(subdivisions=6, radius=0.5)  # 81920 faces
+    from pipelines.mesh.post import decimate
+
+    mesh = decimate(sphere, 40000)
+    vertices, faces, uv = unwrap_uv(mesh, resolution=1024)
+    frame = render.ViewFrame.fit(vertices)
+    points = frame.points(vertices)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    maps = render.render_geometry_maps(points, faces, render.mv_adapter_views(), 768)
+    timings["geometry_maps"] = time.perf_counter() - start
+    views = np.clip(maps.position + 0.5, 0, 1)
+    start = time.perf_counter()
+    bake_views(points, faces, uv, render.stitched_vertex_normals(points, faces), maps.views, views, maps.depth, 1024)
+    timings["backproject"] = time.perf_counter() - start
+    rows[f"full size, no model ({len(faces)}f, 768px)"] = timings
+    return rows
+
+
 def docs_picture(path: Path) -> None:
     """README picture: one strap-and-panel image through each backend, thumbnails side by side."""
     from PIL import Image, ImageDraw
@@ -202,6 +248,9 @@ def main() -> None:
     table(backends(models))
     print("\n== TripoSG per stage, tiny twins, grid 64^3 (best of 2) ==")
     triposg_table(triposg_stages(models, grid=64))
+    print("\n== --texture multiview, seconds per stage (best of 2; 'multiview' = view generation) ==")
+    for name, timings in multiview(models).items():
+        print(f"{name:<36}" + "".join(f"{stage} {seconds:7.3f} s   " for stage, seconds in timings.items()))
     timings, n_in, n_out = post_200k()
     print(f"\n== post-processing {n_in} faces -> {n_out} faces, 1024^2 texture (target < 5 s on CPU) ==")
     for stage, seconds in timings.items():

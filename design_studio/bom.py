@@ -1,7 +1,7 @@
 """Which catalogue models and runtime parts made a design, as a bill of materials (``brand_guard.bom``).
 
 Read from what the design records (its model and revision, the sketch model, adapters, the 3D
-backend's mask source, previews, topology) and from the catalogue's licences; a mesh inherits the
+backend's mask source, the multi-view texturing models, previews, topology) and from the catalogue's licences; a mesh inherits the
 components of the image it was made from, so a restricted concept model marks the mesh too.
 """
 from __future__ import annotations
@@ -15,6 +15,9 @@ from . import catalog
 CONCEPT_RUNTIME = ("torch", "diffusers", "transformers", "pillow", "invisible-watermark")
 MESH_RUNTIME = ("trimesh", "fast-simplification", "xatlas", "scipy")
 RENDER_RUNTIME = ("pyrender", "mesa")
+#: The geometry-map rasteriser of multi-view texturing (positions, normals, depth per view).
+RASTERISER = Component("studio-rasteriser", "geometry maps for multi-view texturing (own code)",
+                       "the studio's own code", note="pipelines.render; upstream's nvdiffrast is not used")
 #: Runtime parts a 3D backend adds to ``MESH_RUNTIME`` (its network code is ours, on torch/diffusers/transformers).
 BACKEND_RUNTIME = {
     "triposg": ("torch", "diffusers", "transformers", "scikit-image"),
@@ -109,6 +112,14 @@ def mesh_components(model: str, revision: str, params: dict, *, profile: str, mo
         parts += runtime(*RENDER_RUNTIME)
     if previews.get("turntable_mp4"):
         parts += runtime("imageio-ffmpeg", "ffmpeg")
+    texture = params.get("texture") or {}
+    if texture.get("mode") == "multiview":
+        # MV-Adapter paints six views on its base model from geometry maps our own rasteriser draws.
+        parts.append(weights(texture.get("model", ""), texture.get("revision", ""),
+                             "multi-view texturing (MV-Adapter)", models_dir))
+        parts.append(weights(texture.get("base_model", ""), texture.get("base_revision", ""),
+                             "multi-view base model", models_dir))
+        parts += [*shipped_parts(texture.get("base_model", "")), RASTERISER, *runtime("torch", "diffusers")]
     if (params.get("topology") or {}).get("kind") == "quads":
         parts += runtime("pynanoinstantmeshes")
     parts += [c.inherited(parent_uid) for c in bom_components(parent_bom)]

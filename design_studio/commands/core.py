@@ -61,6 +61,10 @@ def cmd_mesh(args) -> int:
                               "shows; give both")
     elif bool(args.image) == bool(args.prompt):
         raise StudioError("give either an IMAGE file or --prompt TEXT to make a 3D mesh from")
+    if args.texture is not None and args.texture not in catalog.TEXTURE_MODES:
+        raise StudioError(f"--texture {args.texture!r} is not one of {', '.join(catalog.TEXTURE_MODES)}")
+    if args.texture == "multiview" and args.prompt and not sketch:
+        raise StudioError("--texture multiview paints from a concept image; give an IMAGE file, not --prompt")
     if not args.out:
         raise StudioError("--out FILE is required")
     out = Path(args.out)
@@ -78,7 +82,7 @@ def cmd_mesh(args) -> int:
     else:
         image = studio.import_image(args.image, project=args.project, name=Path(args.image).name, actor=actor())
         mesh = studio.make_mesh(image.id, backend=args.backend, resolution=args.resolution,
-                                prompt=args.prompt if sketch else None, **common)
+                                prompt=args.prompt if sketch else None, texture=args.texture, **common)
         origin = f"parent {image.id}"
     files = studio.export_mesh(mesh.id, args.format)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +98,8 @@ def cmd_mesh(args) -> int:
         _relink_obj(out, files)
     p = mesh.params
     print(f"{out}\tdesign {mesh.id}\t{origin}\t{p['backend']}\t{p['faces']} faces\t"
-          f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm")
+          f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm\t"
+          f"texture {(p.get('texture') or {}).get('mode', 'project')}")
     topo = p.get("topology") or {}
     if topo.get("kind") == "quads":
         glb_note = "; GLB holds triangles only (each quad as two)" if args.format in ("glb", "zip") else ""
@@ -199,7 +204,11 @@ def register(sub) -> None:
     p.add_argument("--face-budget", dest="face_budget", type=int, help="at most this many triangles")
     p.add_argument("--texture-size", dest="texture_size", type=int, help="texture atlas side in pixels")
     p.add_argument("--material", choices=["leather", "canvas", "metal", "silk"], help="PBR preset (default leather)")
-    p.add_argument("--seed", type=int, help="seed of the generative backends (Shap-E, TripoSG)")
+    p.add_argument("--seed", type=int, help="seed of the generative backends (Shap-E, TripoSG) and of multi-view "
+                                            "texturing")
+    p.add_argument("--texture", metavar="MODE",
+                   help="project (default: the concept image projected) | multiview (six MV-Adapter views painted "
+                        "all round)")
     p.add_argument("--no-previews", dest="no_previews", action="store_true", help="skip thumbnail and turntable")
     p.add_argument("--project")
     p.set_defaults(func=cmd_mesh)

@@ -78,6 +78,7 @@ class MeshesMixin:
         texture_size: int | None = None,
         material: str | None = None,
         seed: int | None = None,
+        texture: str | None = None,
         previews: bool = True,
         topology: str = "triangles",
         actor: str = "",
@@ -87,7 +88,9 @@ class MeshesMixin:
         """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it.
 
         ``topology="quads"`` remeshes into quads for CAD/CLO handoff (OBJ and USDZ keep the quads).
-        ``prompt`` goes with backends that read the image as a sketch (``triposg-scribble``) and only with them."""
+        ``prompt`` goes with backends that read the image as a sketch (``triposg-scribble``) and only with them.
+        ``texture`` "project" keeps the backend's texture (the concept image projected); "multiview"
+        repaints it from six MV-Adapter views of the mesh conditioned on the concept image."""
         from pipelines.images import open_image
 
         parent = self.store.design(design_id)
@@ -96,13 +99,21 @@ class MeshesMixin:
         name = backend or self.mesh_defaults["backend"]
         _check_topology(topology)
         extra = _sketch_prompt(catalog.mesh_backend(name), prompt)
+        texture = texture or self.mesh_defaults["texture"]
+        if texture not in catalog.TEXTURE_MODES:
+            raise InvalidRequest(f"texture {texture!r} is not one of {', '.join(catalog.TEXTURE_MODES)}")
         options, size_cm = self._mesh_options(backend=name, size_cm=size_cm, category=category,
                                               resolution=resolution, face_budget=face_budget,
                                               texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
             model = self._mesh_backend(name)
-            result = model.reconstruct(image, options, on_progress=_reporter(on_progress), **extra)
+            result = model.reconstruct(image, options, on_progress=_reporter(on_progress, 0.5 if texture == "multiview"
+                                                                              else 0.8), **extra)
+            if texture == "multiview":
+                self._paint_multiview(result, image, options, on_progress)
+            else:
+                result.params["texture"] = {"mode": "project"}
         return self._save_mesh(result, options, size_cm=size_cm, project_id=parent.project_id, parent=parent,
                                previews=previews, topology=topology, actor=actor, on_progress=on_progress,
                                prompt=extra.get("prompt", ""))
@@ -136,6 +147,33 @@ class MeshesMixin:
         project_id = self.store.project(project).id
         return self._save_mesh(result, options, size_cm=size_cm, project_id=project_id, parent=None, prompt=prompt,
                                previews=previews, topology=topology, actor=actor, on_progress=on_progress)
+
+    def _paint_multiview(self, result, image, options, on_progress) -> None:
+        """Repaint ``result.mesh`` from six generated views; the record (and the views, as a file) go in params."""
+        import time
+
+        from pipelines.background import prepare_image
+        from pipelines.render import png_bytes
+        from pipelines.texture import PaintOptions, paint_mesh
+
+        d = self.mesh_defaults
+        generator = self._model("multiview")
+
+        def report(stage: str, fraction: float) -> None:
+            if on_progress:
+                on_progress(0.5 + 0.3 * fraction, stage)
+
+        paint = PaintOptions(view_size=int(d["multiview_size"]), steps=int(d["multiview_steps"]), seed=options.seed)
+        start = time.perf_counter()
+        reference = prepare_image(image, margin=0.05)  # the object alone, for the reference pass
+        cutout_seconds = time.perf_counter() - start
+        result.mesh, record, views = paint_mesh(result.mesh, reference.image, generator, paint, on_progress=report)
+        record["timings"] = {"reference_cutout": round(cutout_seconds, 4), **record["timings"]}
+        record["reference_mask"] = reference.mask_source
+        strip = _side_by_side(views)
+        record["views_file"], _ = self.store.files.put(png_bytes(strip), ".png")
+        result.params["texture"] = record
+        result.params.setdefault("timings", {}).update(record["timings"])
 
     def _save_mesh(self, result, options, *, size_cm, project_id, parent, previews, actor, on_progress,
                    prompt: str = "", topology: str = "triangles") -> Design:
@@ -352,11 +390,22 @@ def _check_topology(topology: str) -> None:
         raise InvalidRequest(f"topology {topology!r} is not one of {', '.join(TOPOLOGIES)}")
 
 
-def _reporter(on_progress):
+def _reporter(on_progress, share: float = 0.8):
     if on_progress is None:
         return None
 
     def report(stage: str, fraction: float) -> None:
-        on_progress(fraction * 0.8, stage)
+        on_progress(fraction * share, stage)
 
     return report
+
+
+def _side_by_side(images):
+    """The six generated views in one row (front, right, back, left, top, bottom)."""
+    from PIL import Image
+
+    w, h = images[0].size
+    strip = Image.new("RGB", (w * len(images), h))
+    for i, image in enumerate(images):
+        strip.paste(image, (i * w, 0))
+    return strip

@@ -9,6 +9,8 @@ from .image_inputs import guard_image_input
 
 MATERIALS = ["leather", "canvas", "metal", "silk"]
 FORMATS = ["glb", "obj", "usdz", "zip"]
+TEXTURES = [("project — the concept image projected (fast)", "project"),
+            ("multiview — six generated views painted all round (MV-Adapter)", "multiview")]
 TOPOLOGIES = [("triangles", "triangles"), ("quads (CAD/CLO handoff; OBJ and USDZ keep them, GLB is triangles)", "quads")]
 
 
@@ -37,6 +39,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
             texture_size = gr.Dropdown([256, 512, 1024, 2048], value=defaults["texture_size"], label="Texture size (px)",
                                        elem_id="mesh-texture")
         topology = gr.Radio(TOPOLOGIES, value="triangles", label="Topology", elem_id="mesh-topology")
+        texture_mode = gr.Radio(TEXTURES, value=defaults["texture"], label="Texture", elem_id="mesh-texture-mode")
         gr.Markdown("Thin, flat parts (straps, handles, leather panels): **depth-relief**. Whole closed objects: "
                     "**triposg** (detailed) or **lrm** (fast). A sketch and a prompt: **Sketch → 3D** below "
                     "(triposg-scribble). Restricted licences are marked and never the default.")
@@ -82,8 +85,8 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         return (str(thumb) if thumb else None), (str(gif) if gif else None)
 
     @user_errors
-    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, topology, request: gr.Request,
-                  progress=gr.Progress()):
+    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, topology, texture,
+                  request: gr.Request, progress=gr.Progress()):
         if design_id is None:
             raise gr.Error("Choose a concept first: generate, then click an image.")
         if size_cm is None:
@@ -92,12 +95,14 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
             raise gr.Error(f"Face budget must be at least 4 faces, got {face_budget}.")
         mesh = studio.make_mesh(int(design_id), backend=backend, size_cm=float(size_cm), material=material,
                                 face_budget=int(face_budget), texture_size=int(texture_size),
-                                topology=topology or "triangles", on_progress=progress_adapter(progress),
+                                topology=topology or "triangles", texture=texture,
+                                on_progress=progress_adapter(progress),
                                 actor=actor_of(request))
         thumb, gif = previews(mesh)
         p = mesh.params
         info = (f"design {mesh.id} · {p['backend']} · {p['faces']} faces · "
-                f"{'watertight' if p.get('watertight') else 'not watertight'} · {p['size_cm']:g} cm · {p['material']}")
+                f"{'watertight' if p.get('watertight') else 'not watertight'} · {p['size_cm']:g} cm · {p['material']} · "
+                f"texture: {(p.get('texture') or {}).get('mode', 'project')}")
         topo = p.get("topology") or {}
         if topo.get("kind") == "quads":
             info += f" · {topo['quads']} quads + {topo['triangles']} triangles"
@@ -147,7 +152,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         path = studio.preview_path(studio.store.design(int(mesh_id)), "turntable_mp4")
         return str(path) if path else None
 
-    make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size, topology],
+    make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size, topology, texture_mode],
                  [viewer, thumbnail, turntable, download, mesh_info, mesh_state], api_name="make_mesh",
                  concurrency_id="gpu").success(on_mp4, [mesh_state], [turntable_mp4], api_name=False)
     sketch3d.click(on_sketch3d, [sketch, sketch_prompt, size_cm, material, face_budget, texture_size],
