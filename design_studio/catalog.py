@@ -52,8 +52,8 @@ class ModelEntry:
     revision=, device=[, dtype=], **load_kwargs)`` by :func:`load_entry`; empty for a model that another
     role's model attaches (the sketch ControlNet joins the concept pipeline). An entry that ``runs_on``
     another registered model (an adapter on its base) also gets ``base_path=``, ``base_name=`` and
-    ``base_revision=``; :func:`profile_models` lists that base so ``pull`` and ``status`` cover it. ``twin`` is a dotted path
-    ``builder(root) -> {role: folder}`` for the tiny models made here. ``convert`` names published pickle
+    ``base_revision=``; :func:`profile_models` lists that base so ``pull`` and ``status`` cover it.
+    ``twin`` is a dotted path ``builder(root) -> {role: folder}`` for the tiny models made here. ``convert`` names published pickle
     files that ``studio models pull`` may fetch only to turn them into safetensors with ``converter``
     (``converter(src_dir, dst_dir)``); the pickle never reaches the models folder.
     """

@@ -382,3 +382,22 @@ def test_bom_of_a_published_multiview_mesh_names_the_adapter_its_sdxl_base_and_o
     projected = mesh_bom("stabilityai/TripoSR", "main", {"backend": "lrm", "mask": "alpha",
                                                           "texture": {"mode": "project"}}, profile="standard")
     assert not {"huanngzh/mv-adapter", "studio-rasteriser"} & {c["name"] for c in projected["components"]}
+
+
+def test_standard_profile_loads_mv_adapter_on_its_sdxl_base_through_the_registry(tmp_path):
+    """The registry hands the loader the base's folder: the SDXL twin and the MV-Adapter twin of a mirror."""
+    from design_studio import catalog
+    from design_studio.services import Studio
+    from design_studio.settings import Settings
+    from pipelines.twins import BUILDERS, MV_ADAPTER_REPO, SDXL_REPO
+
+    mirror = tmp_path / "models"
+    for repo in (SDXL_REPO, MV_ADAPTER_REPO):  # the adapter twin is shaped for the SDXL twin beside it
+        BUILDERS[repo](mirror / repo, 0)
+    studio = Studio(Settings(data_dir=tmp_path / "data", models_dir=mirror, profile="standard", device="cpu"))
+    generator = studio._model("multiview")
+    assert (generator.model_name, generator.base_name) == (MV_ADAPTER_REPO, SDXL_REPO)
+    assert generator.is_xl and type(generator.base).__name__ == "StableDiffusionXLPipeline"
+    assert catalog.multiview_base("standard", mirror) == (catalog.CATALOGUE["sdxl-base"], mirror / SDXL_REPO)
+    with pytest.raises(catalog.InvalidRequest, match="runs on stabilityai/stable-diffusion-xl-base-1.0"):
+        catalog.load_entry(catalog.CATALOGUE["mv-adapter"], mirror / MV_ADAPTER_REPO, "cpu")

@@ -6,9 +6,12 @@ the trilinear upsampling of the coarse values, whose sign is already right away 
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 #: Largest grid queried densely in one go; finer grids are reached by doubling from here.
 DENSE_LIMIT = 128
@@ -30,7 +33,6 @@ def query_chunks(sdf_fn: Callable, points, chunk: int):
 def sdf_grid(sdf_fn: Callable, resolution: int, bound: float, *, device="cpu", chunk: int = 65536,
              dense_limit: int = DENSE_LIMIT) -> tuple[np.ndarray, int]:
     """Values of ``sdf_fn`` on a (resolution+1)^3 grid over [-bound, bound]^3; returns (grid, points queried)."""
-    import torch
     from torch.nn import functional as F
 
     # Grid sizes 2^k * base + 1 so each doubling lands every coarse point on a fine one.
