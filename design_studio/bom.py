@@ -1,7 +1,7 @@
 """Which catalogue models and runtime parts made a design, as a bill of materials (``brand_guard.bom``).
 
 Read from what the design records (its model and revision, the sketch model, adapters, the 3D
-backend's mask source, previews, topology) and from the catalogue's licences; a mesh inherits the
+backend's mask source, the multi-view texturing models, previews, topology) and from the catalogue's licences; a mesh inherits the
 components of the image it was made from, so a restricted concept model marks the mesh too.
 """
 from __future__ import annotations
@@ -15,6 +15,14 @@ from . import catalog
 CONCEPT_RUNTIME = ("torch", "diffusers", "transformers", "pillow", "invisible-watermark")
 MESH_RUNTIME = ("trimesh", "fast-simplification", "xatlas", "scipy")
 RENDER_RUNTIME = ("pyrender", "mesa")
+#: The geometry-map rasteriser of multi-view texturing (positions, normals, depth per view).
+RASTERISER = Component("studio-rasteriser", "geometry maps for multi-view texturing (own code)",
+                       "the studio's own code", note="pipelines.render; upstream's nvdiffrast is not used")
+#: Runtime parts a 3D backend adds to ``MESH_RUNTIME`` (its network code is ours, on torch/diffusers/transformers).
+BACKEND_RUNTIME = {
+    "triposg": ("torch", "diffusers", "transformers", "scikit-image"),
+    "triposg-scribble": ("torch", "diffusers", "transformers", "scikit-image"),
+}
 
 
 def _entry(repo_id: str) -> catalog.ModelEntry | None:
@@ -51,7 +59,19 @@ def weights(repo_id: str, revision: str, role: str, models_dir: Path | None = No
 
 
 def _lineage(entry: catalog.ModelEntry) -> str:
-    return str(getattr(entry, "lineage", "") or "")
+    return entry.lineage_line if entry.lineage else ""
+
+
+def shipped_parts(repo_id: str) -> list[Component]:
+    """The components shipped inside a catalogued model's weights (its lineage's ``part`` entries: an image
+    or text encoder), each under its own licence; none for a model outside the catalogue or a twin."""
+    entry = _entry(repo_id)
+    if entry is None:
+        return []
+    return [Component(u.name, f"{u.what or 'component'} inside {entry.repo_id}", u.licence, kind="weights",
+                      repo=u.name if "/" in u.name else "", commercial=u.commercial,
+                      note=f"ships in {entry.repo_id}'s weights")
+            for u in entry.lineage if u.how == "part"]
 
 
 def concept_components(model: str, revision: str, params: dict, models_dir: Path | None = None) -> list[Component]:
@@ -82,15 +102,24 @@ def mesh_components(model: str, revision: str, params: dict, *, profile: str, mo
     """Image/text -> mesh: the backend's weights, background removal, post-processing, previews,
     remesher, plus the parent image's components (marked ``via`` the parent)."""
     backend = catalog.MESH_BACKENDS.get(str(params.get("backend", "")))
-    parts = [weights(model, revision, f"3D backend {backend.name}" if backend else "3D backend", models_dir)]
+    parts = [weights(model, revision, f"3D backend {backend.name}" if backend else "3D backend", models_dir),
+             *shipped_parts(model)]
     if params.get("mask") in ("alpha", "threshold", "none"):
         parts += runtime("studio-background")
-    parts += runtime(*MESH_RUNTIME)
+    parts += runtime(*MESH_RUNTIME, *BACKEND_RUNTIME.get(backend.name if backend else "", ()))
     previews = params.get("previews") or {}
     if previews.get("thumbnail") or previews.get("turntable"):
         parts += runtime(*RENDER_RUNTIME)
     if previews.get("turntable_mp4"):
         parts += runtime("imageio-ffmpeg", "ffmpeg")
+    texture = params.get("texture") or {}
+    if texture.get("mode") == "multiview":
+        # MV-Adapter paints six views on its base model from geometry maps our own rasteriser draws.
+        parts.append(weights(texture.get("model", ""), texture.get("revision", ""),
+                             "multi-view texturing (MV-Adapter)", models_dir))
+        parts.append(weights(texture.get("base_model", ""), texture.get("base_revision", ""),
+                             "multi-view base model", models_dir))
+        parts += [*shipped_parts(texture.get("base_model", "")), RASTERISER, *runtime("torch", "diffusers")]
     if (params.get("topology") or {}).get("kind") == "quads":
         parts += runtime("pynanoinstantmeshes")
     parts += [c.inherited(parent_uid) for c in bom_components(parent_bom)]

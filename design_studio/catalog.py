@@ -50,8 +50,10 @@ class ModelEntry:
 
     ``loader`` is a dotted path ``"module:Class.method"`` called as ``loader(path, name/model_name=,
     revision=, device=[, dtype=], **load_kwargs)`` by :func:`load_entry`; empty for a model that another
-    role's model attaches (the sketch ControlNet joins the concept pipeline). ``twin`` is a dotted path
-    ``builder(root) -> {role: folder}`` for the tiny models made here. ``convert`` names published pickle
+    role's model attaches (the sketch ControlNet joins the concept pipeline). An entry that ``runs_on``
+    another registered model (an adapter on its base) also gets ``base_path=``, ``base_name=`` and
+    ``base_revision=``; :func:`profile_models` lists that base so ``pull`` and ``status`` cover it.
+    ``twin`` is a dotted path ``builder(root) -> {role: folder}`` for the tiny models made here. ``convert`` names published pickle
     files that ``studio models pull`` may fetch only to turn them into safetensors with ``converter``
     (``converter(src_dir, dst_dir)``); the pickle never reaches the models folder.
     """
@@ -75,6 +77,8 @@ class ModelEntry:
     allow_patterns: tuple[str, ...] = ("*.json", "*.txt", "*.safetensors")
     convert: tuple[str, ...] = ()
     converter: str = ""
+    #: key of the registered model this one is loaded onto (an adapter's base); pulled with it
+    runs_on: str = ""
 
     @property
     def inherited(self) -> tuple[Upstream, ...]:
@@ -98,8 +102,8 @@ class MeshBackend:
     """A 3D backend: how it is listed and chosen, which model role runs it, and its models per profile.
 
     ``resolution_option`` is the ``MeshOptions`` field that ``--resolution N`` sets for this backend
-    (``resolution``: relief columns; ``grid``: the marching-cubes field grid). ``models`` are registered
-    with the backend.
+    (``resolution``: relief columns; ``grid``: the marching-cubes field grid). ``needs_prompt``: the image is
+    read as a sketch and a prompt must go with it. ``models`` are registered with the backend.
     """
 
     name: str
@@ -108,6 +112,8 @@ class MeshBackend:
     good_for: str
     text_role: str = ""
     resolution_option: str = "grid"
+    #: the image is a sketch that goes with a prompt saying what it shows (TripoSG-scribble)
+    needs_prompt: bool = False
     models: tuple[ModelEntry, ...] = ()
 
 
@@ -141,6 +147,12 @@ def _check(entry: ModelEntry) -> None:
                          f"{', '.join(bad_base)}")
     if entry.profiles and not entry.commercial:
         raise ValueError(f"{where}: only commercially usable models may be a profile default")
+    if entry.runs_on:
+        base = CATALOGUE.get(entry.runs_on)
+        if base is None:
+            raise ValueError(f"{where}: runs_on {entry.runs_on!r} is not a registered model")
+        if base.tiny != entry.tiny:
+            raise ValueError(f"{where}: a tiny twin runs on a tiny twin, a published model on a published one")
     if bool(entry.convert) != bool(entry.converter):
         raise ValueError(f"{where}: 'convert' (pickle files to fetch) and 'converter' go together")
 
@@ -204,8 +216,9 @@ def resolve(dotted: str):
     return obj
 
 
-def load_entry(entry: ModelEntry, path: Path, device: str, dtype=None):
-    """Load a model through its entry's loader with its name, revision, device and (if taken) dtype."""
+def load_entry(entry: ModelEntry, path: Path, device: str, dtype=None, *, base_path: Path | None = None):
+    """Load a model through its entry's loader with its name, revision, device and (if taken) dtype;
+    an entry that runs on a base model also gets the base's local ``base_path`` (see :func:`base_of`)."""
     if not entry.loader:
         raise InvalidRequest(f"the {entry.role} model {entry.repo_id} is not loaded on its own "
                              "(it joins another role's pipeline)")
@@ -215,6 +228,12 @@ def load_entry(entry: ModelEntry, path: Path, device: str, dtype=None):
               "device": device}
     if "dtype" in params:
         kwargs["dtype"] = dtype
+    if entry.runs_on:
+        if base_path is None:
+            raise InvalidRequest(f"the {entry.role} model {entry.repo_id} runs on "
+                                 f"{CATALOGUE[entry.runs_on].repo_id}; its folder (base_path) is needed to load it")
+        base = CATALOGUE[entry.runs_on]
+        kwargs.update(base_path=Path(base_path), base_name=base.repo_id, base_revision=base.revision)
     kwargs.update(dict(entry.load_kwargs))
     return loader(path, **kwargs)
 
@@ -336,19 +355,97 @@ register(MeshBackend(
     ),
 ))
 
+_TRIPOSG_LOADER = "pipelines.mesh.triposg:TripoSGBackend.load"
+_DINOV2_L = Upstream("facebook/dinov2-large", "Apache-2.0", how="part", what="DINOv2 ViT-L/14 image encoder")
+# TripoSG runs on our own port (pipelines/mesh/triposg) on diffusers and transformers (Apache-2.0), with
+# scikit-image marching cubes (BSD-3-Clause) and our own background cut-out instead of upstream's RMBG-1.4
+# (non-commercial). Upstream's transformer source adapts HunyuanDiT code under the Tencent Hunyuan licence;
+# none of that source is used here.
+_TRIPOSG_FILES = ("model_index.json", "*/config.json", "*/preprocessor_config.json", "*/scheduler_config.json",
+                  "*/*.safetensors", "*/*.safetensors.index.json")
+register(MeshBackend(
+    "triposg", role="triposg", inputs="image",
+    good_for="detailed closed shapes from one picture (TripoSG, MIT); the standard profile's default",
+    models=(
+        ModelEntry(
+            key="tiny-triposg", role="triposg", repo_id="design-studio/tiny-triposg", revision="local",
+            licence=MADE_HERE, commercial=True, tiny=True, profiles=("tiny",), twin=_TINY_3D,
+            loader=_TRIPOSG_LOADER, load_kwargs=(("steps", 2), ("num_tokens", 64)),
+            notes="twin of VAST-AI/TripoSG in its published layout, narrow and shallow, with a planted round prior",
+        ),
+        ModelEntry(
+            key="triposg", role="triposg", repo_id="VAST-AI/TripoSG", revision="main", licence="MIT",
+            commercial=True, profiles=("standard", "quality"), vram_gb=8, loader=_TRIPOSG_LOADER,
+            lineage=(_DINOV2_L,),
+            notes=("image -> detailed closed shape (1.5 B rectified-flow DiT + SDF VAE; 50 steps, 2048 tokens); "
+                   "our own port and background cut-out (not RMBG-1.4)"),
+            allow_patterns=_TRIPOSG_FILES,
+        ),
+    ),
+))
+register(MeshBackend(
+    "triposg-scribble", role="triposg-scribble", inputs="sketch and prompt", needs_prompt=True,
+    good_for="a designer's sketch and a short prompt -> shape in one step (TripoSG-scribble, MIT)",
+    models=(
+        ModelEntry(
+            key="tiny-triposg-scribble", role="triposg-scribble", repo_id="design-studio/tiny-triposg-scribble",
+            revision="local", licence=MADE_HERE, commercial=True, tiny=True, profiles=("tiny",), twin=_TINY_3D,
+            loader=_TRIPOSG_LOADER, load_kwargs=(("steps", 2), ("num_tokens", 64)),
+            notes="twin of VAST-AI/TripoSG-scribble (DINOv2 + CLIP text conditions) in its published layout",
+        ),
+        ModelEntry(
+            key="triposg-scribble", role="triposg-scribble", repo_id="VAST-AI/TripoSG-scribble", revision="main",
+            licence="MIT", commercial=True, profiles=("standard", "quality"), vram_gb=6, loader=_TRIPOSG_LOADER,
+            lineage=(_DINOV2_L, Upstream("OpenAI CLIP", "MIT", how="part",
+                                         what="CLIP text encoder and tokenizer")),
+            notes=("sketch + prompt -> shape in one pass (CFG-distilled, 16 steps, 512 tokens); same port and "
+                   "background cut-out as triposg"),
+            allow_patterns=(*_TRIPOSG_FILES, "tokenizer/*"),
+        ),
+    ),
+))
+
+# Multi-view texturing: MV-Adapter paints six views of a mesh on an SDXL-class base (SDXL even where the
+# concept model is FLUX); the geometry maps come from the studio's own rasteriser (pipelines.render).
+_MV_LOADER = "pipelines.texture.mv_adapter:MultiViewGenerator.load_adapter"
+register(ModelEntry(
+    key="tiny-mv-adapter", role="multiview", repo_id="design-studio/tiny-mv-adapter", revision="local",
+    licence=MADE_HERE, commercial=True, tiny=True, profiles=("tiny",), runs_on="tiny-concept",
+    twin="pipelines.twins.mv_adapter:materialize_tiny_multiview", loader=_MV_LOADER,
+    notes="MV-Adapter twin shaped for the tiny (SD-1.5-shaped) concept UNet; random weights",
+))
+register(ModelEntry(
+    key="mv-adapter", role="multiview", repo_id="huanngzh/mv-adapter", revision="main", licence="Apache-2.0",
+    commercial=True, profiles=("standard", "quality"), vram_gb=14, runs_on="sdxl-base", loader=_MV_LOADER,
+    lineage=(Upstream(_SDXL, _RAIL, what="SDXL base the adapter is trained on and runs on"),),
+    notes=("image + geometry -> 6 views (mvadapter_ig2mv_sdxl); runs on stabilityai/stable-diffusion-xl-base-1.0, "
+           "so its outputs also carry the CreativeML Open RAIL++-M use restrictions; geometry maps come from "
+           "the studio's own rasteriser (the upstream texture pipeline's nvdiffrast is not used)"),
+    allow_patterns=("mvadapter_ig2mv_sdxl.safetensors",),
+))
+#: The base model MV-Adapter runs on per profile (SDXL even where the concept model is FLUX).
+MULTIVIEW_BASE: dict[str, str] = {p: CATALOGUE[PROFILES[p]["multiview"]].runs_on for p in PROFILE_NAMES}
+
 #: How objects are cut out of their background for image -> 3D (no model: see pipelines.background).
 BACKGROUND_REMOVAL = ("the image's own alpha channel, else a threshold against a plain studio backdrop; "
                       "no segmentation model (none with a commercially usable lineage is ported yet)")
 
-#: 3D defaults per profile (default backend, face budget, texture size, field grid, turntable, preview size).
+#: 3D defaults per profile (default backend, face budget, texture size, field grid, turntable, preview size,
+#: texture mode and the multi-view painter's view size and steps).
 MESH_DEFAULTS: dict[str, dict] = {
     "tiny": {"backend": "depth-relief", "face_budget": 5000, "texture_size": 256, "grid": 32,
-             "turntable_frames": 8, "preview_size": 160},
-    "standard": {"backend": "lrm", "face_budget": 40000, "texture_size": 1024, "grid": 256,
-                 "turntable_frames": 36, "preview_size": 384},
-    "quality": {"backend": "lrm", "face_budget": 100000, "texture_size": 2048, "grid": 320,
-                "turntable_frames": 48, "preview_size": 512},
+             "turntable_frames": 8, "preview_size": 160,
+             "texture": "project", "multiview_size": 32, "multiview_steps": 2},
+    "standard": {"backend": "triposg", "face_budget": 40000, "texture_size": 1024, "grid": 256,
+                 "turntable_frames": 36, "preview_size": 384,
+                 "texture": "project", "multiview_size": 768, "multiview_steps": 50},
+    "quality": {"backend": "triposg", "face_budget": 100000, "texture_size": 2048, "grid": 320,
+                "turntable_frames": 48, "preview_size": 512,
+                "texture": "project", "multiview_size": 768, "multiview_steps": 50},
 }
+
+#: How a mesh is textured: projecting the concept image (fast), or painting six generated views.
+TEXTURE_MODES = ("project", "multiview")
 
 #: Scheduler short names offered per profile before the model is loaded (its own default first).
 SCHEDULER_CHOICES: dict[str, tuple[str, ...]] = {
@@ -412,12 +509,46 @@ def backends_for(profile: str) -> list[tuple[MeshBackend, ModelEntry]]:
     return [(b, entry_for(profile, b.role)) for b in MESH_BACKENDS.values() if b.role in PROFILES[profile]]
 
 
+def profile_models(profile: str) -> list[tuple[str, ModelEntry]]:
+    """(role, entry) of every model a profile needs: each role's model, then the base models those run
+    on (role ``"<role> base"``) unless already listed. ``studio models pull`` and ``status`` read this."""
+    _check_profile(profile)
+    out = [(role, CATALOGUE[key]) for role, key in PROFILES[profile].items()]
+    keys = {e.key for _, e in out}
+    for role, entry in list(out):
+        if entry.runs_on and entry.runs_on not in keys:
+            out.append((f"{role} base", CATALOGUE[entry.runs_on]))
+            keys.add(entry.runs_on)
+    return out
+
+
+def base_of(entry: ModelEntry, models_dir: Path) -> tuple[ModelEntry, Path] | None:
+    """The base model an entry runs on and its local folder; None for an entry with no base;
+    ``ModelMissing`` saying how to get a base that is not on this machine."""
+    if not entry.runs_on:
+        return None
+    base = CATALOGUE[entry.runs_on]
+    path = local_path(base, models_dir)
+    if path is None:
+        raise ModelMissing(f"{entry.repo_id} runs on {base.repo_id} ({base.licence_line}), which is not on this "
+                           f"machine; `studio models pull` fetches it with {entry.repo_id}, or put its folder at "
+                           f"{Path(models_dir) / base.repo_id}")
+    return base, path
+
+
+def multiview_base(profile: str, models_dir: Path) -> tuple[ModelEntry, Path]:
+    """The SDXL-class base MV-Adapter runs on in this profile, or ``ModelMissing`` saying how to get it."""
+    return base_of(entry_for(profile, "multiview"), models_dir)
+
+
 def local_path(entry: ModelEntry, models_dir: Path) -> Path | None:
     """Where the entry's weights are on this machine, or None. Never downloads anything."""
     if entry.tiny:
         return Path(resolve(entry.twin)(Path(models_dir) / "tiny")[entry.role])
     candidate = Path(models_dir) / entry.repo_id
-    if any((candidate / name).exists() for name in ("model_index.json", "config.json", "config.yaml")):
+    # a config at the top, or (a single-file adapter) one of the exact file names pull fetches
+    exact = tuple(p for p in entry.allow_patterns if not any(c in p for c in "*?[/"))
+    if any((candidate / name).exists() for name in ("model_index.json", "config.json", "config.yaml", *exact)):
         return candidate
     try:
         from huggingface_hub import snapshot_download
@@ -438,10 +569,8 @@ def optional(profile: str, role: str, models_dir: Path) -> tuple[ModelEntry, Pat
 
 def status(profile: str, models_dir: Path, *, build_tiny: bool = True) -> list[ModelStatus]:
     """Availability of every model a profile needs (every role), with instructions for the missing ones."""
-    _check_profile(profile)
     out = []
-    for role in PROFILES[profile]:
-        entry = entry_for(profile, role)
+    for role, entry in profile_models(profile):
         if entry.tiny and not build_tiny:
             out.append(ModelStatus(entry, Path(models_dir) / "tiny"))
             continue

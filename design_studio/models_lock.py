@@ -143,7 +143,8 @@ def _convert(entry: catalog.ModelEntry, staging: Path, target: Path) -> dict[str
 
 
 def pull(profile: str, models_dir: Path, *, source: Path | None = None, log=print) -> list[PullResult]:
-    """Fetch the model of every role of ``profile`` into ``<models dir>/<repo id>`` and lock each one."""
+    """Fetch the model of every role of ``profile`` (and the base models those run on) into
+    ``<models dir>/<repo id>`` and lock each one."""
     if profile not in catalog.PROFILES:
         raise InvalidRequest(f"profile {profile!r} is not one of {', '.join(catalog.PROFILES)}")
     if source is not None and not Path(source).is_dir():
@@ -154,8 +155,7 @@ def pull(profile: str, models_dir: Path, *, source: Path | None = None, log=prin
     lock = read_lock(models_dir)
     results = []
     done: set[str] = set()
-    for role, key in catalog.PROFILES[profile].items():
-        entry = catalog.CATALOGUE[key]
+    for role, entry in catalog.profile_models(profile):
         if entry.tiny:
             log(f"{role}\t{entry.repo_id}\tbuilt here, nothing to pull")
             continue

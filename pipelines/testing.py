@@ -377,18 +377,20 @@ def tiny_lrm(seed: int = 0):
 
 
 def materialize_tiny_mesh_models(root: Path, seed: int = 0) -> dict[str, Path]:
-    """Write the 3D twins under ``root`` (once): LRM, Shap-E text and image pipelines."""
+    """Write the 3D twins under ``root`` (once): LRM, Shap-E text and image, TripoSG and its scribble variant."""
     root = Path(root)
     out = {
         "lrm": root / "tiny-lrm",
         "shap-e": root / "tiny-shap-e-img2img",
         "shap-e-text": root / "tiny-shap-e",
+        "triposg": root / "tiny-triposg",
+        "triposg-scribble": root / "tiny-triposg-scribble",
     }
     stamp = json.dumps({"version": TINY_MESH_VERSION, "seed": seed})
 
-    def ready(path: Path) -> bool:
+    def ready(path: Path, expected: str = stamp) -> bool:
         marker = path / ".tiny-ready"
-        return marker.exists() and marker.read_text() == stamp
+        return marker.exists() and marker.read_text() == expected
 
     if not ready(out["lrm"]):
         tiny_lrm(seed).save(out["lrm"])
@@ -403,4 +405,12 @@ def materialize_tiny_mesh_models(root: Path, seed: int = 0) -> dict[str, Path]:
         (out["shap-e"] / ".tiny-ready").write_text(stamp)
         ShapEPipeline(**tiny_shap_e_components(seed)).save_pretrained(out["shap-e-text"], safe_serialization=True)
         (out["shap-e-text"] / ".tiny-ready").write_text(stamp)
+    from .twins.triposg import TWIN_VERSION, build_triposg_scribble_twin, build_triposg_twin
+
+    twin_stamp = json.dumps({"version": TINY_MESH_VERSION, "triposg": TWIN_VERSION, "seed": seed})
+    if not ready(out["triposg"], twin_stamp) or not ready(out["triposg-scribble"], twin_stamp):
+        build_triposg_twin(out["triposg"], seed)
+        (out["triposg"] / ".tiny-ready").write_text(twin_stamp)
+        build_triposg_scribble_twin(out["triposg-scribble"], seed)
+        (out["triposg-scribble"] / ".tiny-ready").write_text(twin_stamp)
     return out

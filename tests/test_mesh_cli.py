@@ -23,9 +23,10 @@ def test_list_backends_one_a_line_name_first(tmp_path, models_dir):
     proc = run_studio("mesh", "--list-backends", data_dir=tmp_path / "data", models_dir=models_dir)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert [line.split("\t")[0] for line in lines] == ["depth-relief", "lrm", "shap-e"]
+    assert [line.split("\t")[0] for line in lines] == ["depth-relief", "lrm", "shap-e", "triposg", "triposg-scribble"]
     assert all("needs:" in line and "commercial use allowed" in line for line in lines)
     assert "design-studio/tiny-lrm" in lines[1]
+    assert "design-studio/tiny-triposg-scribble" in lines[4] and "sketch and prompt" in lines[4]
 
 
 @pytest.mark.slow

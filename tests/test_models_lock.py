@@ -38,6 +38,7 @@ def mirror(tmp_path_factory):
     the network the config describes), plus the pickled ``.bin`` files some repos also publish."""
     from pipelines.testing import materialize_tiny_mesh_models, materialize_tiny_models
     from pipelines.twins import BUILDERS
+    from pipelines.twins.mv_adapter import materialize_tiny_multiview
 
     root = tmp_path_factory.mktemp("mirror")
     tiny = tmp_path_factory.mktemp("tiny")
@@ -48,6 +49,12 @@ def mirror(tmp_path_factory):
     for role, repo in (("shap-e", "openai/shap-e-img2img"), ("shap-e-text", "openai/shap-e")):
         shutil.copytree(three_d[role], root / repo, ignore=shutil.ignore_patterns(".tiny-ready"))
         _files(root / repo, {"prior/diffusion_pytorch_model.bin": "PICKLE"})
+    for role, repo in (("triposg", "VAST-AI/TripoSG"), ("triposg-scribble", "VAST-AI/TripoSG-scribble")):
+        shutil.copytree(three_d[role], root / repo, ignore=shutil.ignore_patterns(".tiny-ready"))
+    # MV-Adapter is one safetensors file at the top (here the tiny twin's bytes: pull copies, it does not load)
+    shutil.copytree(materialize_tiny_multiview(tiny)["multiview"], root / "huanngzh/mv-adapter",
+                    ignore=shutil.ignore_patterns(".tiny-ready"))
+    _files(root / "huanngzh/mv-adapter", {"README.md": "# MV-Adapter", "mvadapter_i2mv_sd21.bin": "PICKLE"})
     _files(root / SDXL, {
         "model_index.json": "{}", "unet/config.json": "{}", "unet/diffusion_pytorch_model.safetensors": "U",
         "unet/diffusion_pytorch_model.bin": "PICKLE", "sd_xl_base_1.0.safetensors": "BIG SINGLE FILE",
@@ -70,8 +77,11 @@ def test_pull_fills_and_locks_every_role_of_the_profile(mirror, tmp_path):
     pull("standard", models, source=mirror, log=quiet)
     lock = json.loads((models / LOCK_NAME).read_text())["models"]
     wanted = {catalog.CATALOGUE[k].repo_id for k in catalog.PROFILES["standard"].values()}
-    assert set(catalog.PROFILES["standard"]) == {"concept", "sketch", "depth", "lrm", "shap-e", "shap-e-text"}
-    assert set(lock) == wanted and len(wanted) == 6
+    assert set(catalog.PROFILES["standard"]) == {"concept", "sketch", "depth", "lrm", "shap-e", "shap-e-text",
+                                                 "triposg", "triposg-scribble", "multiview"}
+    assert set(lock) == wanted and len(wanted) == 9
+    assert set(lock["huanngzh/mv-adapter"]["files"]) == {"mvadapter_ig2mv_sdxl.safetensors"}
+    assert lock["huanngzh/mv-adapter"]["role"] == "multiview"
     assert {item["role"] for item in lock.values()} == set(catalog.PROFILES["standard"])
     sdxl = lock[SDXL]
     assert set(sdxl["files"]) == {"model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
@@ -134,7 +144,19 @@ def test_status_lists_every_role_and_exits_1_until_pulled(mirror, tmp_path, caps
     assert "stabilityai/TripoSR@local-" in capsys.readouterr().out
     assert main(["models", "status", "--profile", "standard", "--data-dir", str(data)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 6 and all("\tok " in ln for ln in lines)
+    assert len(lines) == 9 and all("\tok " in ln for ln in lines)
+
+
+def test_quality_pulls_and_checks_the_sdxl_base_mv_adapter_runs_on(tmp_path):
+    """FLUX is the quality concept model, but MV-Adapter runs on SDXL: pull and status list it as its base."""
+    needed = catalog.profile_models("quality")
+    assert ("multiview", catalog.CATALOGUE["mv-adapter"]) in needed
+    assert needed[-1] == ("multiview base", catalog.CATALOGUE["sdxl-base"])
+    rows = {s.entry.key: s for s in catalog.status("quality", tmp_path)}
+    assert "sdxl-base" in rows and not rows["sdxl-base"].available
+    assert f"put its folder at {tmp_path / SDXL}" in rows["sdxl-base"].how_to_get
+    with pytest.raises(catalog.ModelMissing, match="runs on stabilityai/stable-diffusion-xl-base-1.0"):
+        catalog.multiview_base("quality", tmp_path)
 
 
 def test_pulled_models_load_in_guarded_mode(mirror, tmp_path):

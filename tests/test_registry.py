@@ -67,7 +67,7 @@ def test_one_entry_reaches_every_listing(toy, tmp_path, capsys, models_dir):
     assert capsys.readouterr().out.splitlines()[-1].startswith("toy\tMIT + inherits Apache-2.0")
     mesh_parser = build_parser()._subparsers._group_actions[0].choices["mesh"]
     backend_help = next(a.help for a in mesh_parser._actions if "--backend" in a.option_strings)
-    assert backend_help.startswith("depth-relief | lrm | shap-e | toy")
+    assert backend_help.startswith("depth-relief | lrm | shap-e | triposg | triposg-scribble | toy")
     # the UI's backend choices come from the studio
     from design_studio.services import Studio
     from design_studio.settings import Settings

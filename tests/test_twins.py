@@ -42,6 +42,19 @@ PUBLISHED_FILES = {
         "text_encoder/model.safetensors", "tokenizer/merges.txt", "tokenizer/special_tokens_map.json",
         "tokenizer/tokenizer_config.json", "tokenizer/vocab.json",
     },
+    "VAST-AI/TripoSG": {
+        "model_index.json", "feature_extractor_dinov2/preprocessor_config.json", "image_encoder_dinov2/config.json",
+        "image_encoder_dinov2/model.safetensors", "scheduler/scheduler_config.json", "transformer/config.json",
+        "transformer/diffusion_pytorch_model.safetensors", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+    },
+    "VAST-AI/TripoSG-scribble": {
+        "model_index.json", "feature_extractor_dinov2/preprocessor_config.json", "image_encoder_dinov2/config.json",
+        "image_encoder_dinov2/model.safetensors", "scheduler/scheduler_config.json", "transformer/config.json",
+        "transformer/diffusion_pytorch_model.safetensors", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+        "text_encoder/config.json", "text_encoder/model.safetensors", "tokenizer/tokenizer.json",
+        "tokenizer/tokenizer_config.json",
+    },
+    "huanngzh/mv-adapter": {"mvadapter_ig2mv_sdxl.safetensors"},
     "openai/shap-e-img2img": {
         "model_index.json", "prior/config.json", "prior/diffusion_pytorch_model.safetensors",
         "scheduler/scheduler_config.json", "shap_e_renderer/config.json",
@@ -54,8 +67,7 @@ PUBLISHED_FILES = {
 def catalogue_repos(profile: str) -> set[str]:
     from design_studio import catalog
 
-    return {catalog.CATALOGUE[key].repo_id for key in catalog.PROFILES[profile].values()
-            if not catalog.CATALOGUE[key].tiny}
+    return {entry.repo_id for _, entry in catalog.profile_models(profile) if not entry.tiny}
 
 
 @pytest.mark.parametrize("profile", ["standard", "quality"])

@@ -53,8 +53,18 @@ def cmd_mesh(args) -> int:
         return 0
     if args.backend is not None and args.backend not in catalog.MESH_BACKENDS:
         raise StudioError(f"--backend {args.backend!r} is not one of {', '.join(catalog.MESH_BACKENDS)}")
-    if bool(args.image) == bool(args.prompt):
+    info = catalog.MESH_BACKENDS.get(args.backend or "")
+    sketch = bool(info and info.needs_prompt)
+    if sketch:
+        if not args.image or not (args.prompt or "").strip():
+            raise StudioError(f"--backend {args.backend} makes 3D from a SKETCH file and --prompt TEXT saying what it "
+                              "shows; give both")
+    elif bool(args.image) == bool(args.prompt):
         raise StudioError("give either an IMAGE file or --prompt TEXT to make a 3D mesh from")
+    if args.texture is not None and args.texture not in catalog.TEXTURE_MODES:
+        raise StudioError(f"--texture {args.texture!r} is not one of {', '.join(catalog.TEXTURE_MODES)}")
+    if args.texture == "multiview" and args.prompt and not sketch:
+        raise StudioError("--texture multiview paints from a concept image; give an IMAGE file, not --prompt")
     if not args.out:
         raise StudioError("--out FILE is required")
     out = Path(args.out)
@@ -65,13 +75,14 @@ def cmd_mesh(args) -> int:
     common = dict(size_cm=args.size_cm, category=args.category, face_budget=args.face_budget,
                   texture_size=args.texture_size, material=args.material, seed=args.seed,
                   previews=not args.no_previews, topology=args.topology, actor=actor())
-    if args.prompt:
+    if args.prompt and not sketch:
         mesh = studio.make_mesh_from_prompt(args.prompt, backend=args.backend or "shap-e", project=args.project,
                                             resolution=args.resolution, **common)
         origin = "prompt"
     else:
         image = studio.import_image(args.image, project=args.project, name=Path(args.image).name, actor=actor())
-        mesh = studio.make_mesh(image.id, backend=args.backend, resolution=args.resolution, **common)
+        mesh = studio.make_mesh(image.id, backend=args.backend, resolution=args.resolution,
+                                prompt=args.prompt if sketch else None, texture=args.texture, **common)
         origin = f"parent {image.id}"
     files = studio.export_mesh(mesh.id, args.format)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +98,8 @@ def cmd_mesh(args) -> int:
         _relink_obj(out, files)
     p = mesh.params
     print(f"{out}\tdesign {mesh.id}\t{origin}\t{p['backend']}\t{p['faces']} faces\t"
-          f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm")
+          f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm\t"
+          f"texture {(p.get('texture') or {}).get('mode', 'project')}")
     topo = p.get("topology") or {}
     if topo.get("kind") == "quads":
         glb_note = "; GLB holds triangles only (each quad as two)" if args.format in ("glb", "zip") else ""
@@ -173,8 +185,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("mesh", help="image or prompt -> textured 3D mesh (GLB, OBJ, USDZ or ZIP)")
     add_common(p)
-    p.add_argument("image", nargs="?", help="image file (PNG/JPEG/WEBP)")
-    p.add_argument("--prompt", help="text -> 3D instead of an image (Shap-E)")
+    p.add_argument("image", nargs="?", help="image file (PNG/JPEG/WEBP), or the sketch for triposg-scribble")
+    p.add_argument("--prompt", help="text -> 3D instead of an image (Shap-E); with triposg-scribble: what the sketch shows")
     p.add_argument("--backend", help=f"{' | '.join(catalog.MESH_BACKENDS)} (see --list-backends)")
     p.add_argument("--list-backends", dest="list_backends", action="store_true", help="list 3D backends and exit")
     p.add_argument("--out", help="FILE.glb, FILE.obj, FILE.usdz or FILE.zip (matching --format)")
@@ -192,7 +204,11 @@ def register(sub) -> None:
     p.add_argument("--face-budget", dest="face_budget", type=int, help="at most this many triangles")
     p.add_argument("--texture-size", dest="texture_size", type=int, help="texture atlas side in pixels")
     p.add_argument("--material", choices=["leather", "canvas", "metal", "silk"], help="PBR preset (default leather)")
-    p.add_argument("--seed", type=int, help="seed of the generative backends (Shap-E)")
+    p.add_argument("--seed", type=int, help="seed of the generative backends (Shap-E, TripoSG) and of multi-view "
+                                            "texturing")
+    p.add_argument("--texture", metavar="MODE",
+                   help="project (default: the concept image projected) | multiview (six MV-Adapter views painted "
+                        "all round)")
     p.add_argument("--no-previews", dest="no_previews", action="store_true", help="skip thumbnail and turntable")
     p.add_argument("--project")
     p.set_defaults(func=cmd_mesh)

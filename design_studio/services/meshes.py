@@ -8,6 +8,7 @@ from ..store import Design
 from .base import ProgressFn, translate_errors
 
 EXPORT_FORMATS = ("glb", "obj", "usdz", "zip")
+MAX_MESH_PROMPT_CHARS = 500
 TOPOLOGIES = ("triangles", "quads")
 
 
@@ -77,14 +78,19 @@ class MeshesMixin:
         texture_size: int | None = None,
         material: str | None = None,
         seed: int | None = None,
+        texture: str | None = None,
         previews: bool = True,
         topology: str = "triangles",
         actor: str = "",
         on_progress: ProgressFn | None = None,
+        prompt: str | None = None,
     ) -> Design:
         """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it.
 
-        ``topology="quads"`` remeshes into quads for CAD/CLO handoff (OBJ and USDZ keep the quads)."""
+        ``topology="quads"`` remeshes into quads for CAD/CLO handoff (OBJ and USDZ keep the quads).
+        ``prompt`` goes with backends that read the image as a sketch (``triposg-scribble``) and only with them.
+        ``texture`` "project" keeps the backend's texture (the concept image projected); "multiview"
+        repaints it from six MV-Adapter views of the mesh conditioned on the concept image."""
         from pipelines.images import open_image
 
         parent = self.store.design(design_id)
@@ -92,15 +98,25 @@ class MeshesMixin:
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
         name = backend or self.mesh_defaults["backend"]
         _check_topology(topology)
+        extra = _sketch_prompt(catalog.mesh_backend(name), prompt)
+        texture = texture or self.mesh_defaults["texture"]
+        if texture not in catalog.TEXTURE_MODES:
+            raise InvalidRequest(f"texture {texture!r} is not one of {', '.join(catalog.TEXTURE_MODES)}")
         options, size_cm = self._mesh_options(backend=name, size_cm=size_cm, category=category,
                                               resolution=resolution, face_budget=face_budget,
                                               texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
             model = self._mesh_backend(name)
-            result = model.reconstruct(image, options, on_progress=_reporter(on_progress))
+            result = model.reconstruct(image, options, on_progress=_reporter(on_progress, 0.5 if texture == "multiview"
+                                                                              else 0.8), **extra)
+            if texture == "multiview":
+                self._paint_multiview(result, image, options, on_progress)
+            else:
+                result.params["texture"] = {"mode": "project"}
         return self._save_mesh(result, options, size_cm=size_cm, project_id=parent.project_id, parent=parent,
-                               previews=previews, topology=topology, actor=actor, on_progress=on_progress)
+                               previews=previews, topology=topology, actor=actor, on_progress=on_progress,
+                               prompt=extra.get("prompt", ""))
 
     def make_mesh_from_prompt(
         self,
@@ -131,6 +147,33 @@ class MeshesMixin:
         project_id = self.store.project(project).id
         return self._save_mesh(result, options, size_cm=size_cm, project_id=project_id, parent=None, prompt=prompt,
                                previews=previews, topology=topology, actor=actor, on_progress=on_progress)
+
+    def _paint_multiview(self, result, image, options, on_progress) -> None:
+        """Repaint ``result.mesh`` from six generated views; the record (and the views, as a file) go in params."""
+        import time
+
+        from pipelines.background import prepare_image
+        from pipelines.render import png_bytes
+        from pipelines.texture import PaintOptions, paint_mesh
+
+        d = self.mesh_defaults
+        generator = self._model("multiview")
+
+        def report(stage: str, fraction: float) -> None:
+            if on_progress:
+                on_progress(0.5 + 0.3 * fraction, stage)
+
+        paint = PaintOptions(view_size=int(d["multiview_size"]), steps=int(d["multiview_steps"]), seed=options.seed)
+        start = time.perf_counter()
+        reference = prepare_image(image, margin=0.05)  # the object alone, for the reference pass
+        cutout_seconds = time.perf_counter() - start
+        result.mesh, record, views = paint_mesh(result.mesh, reference.image, generator, paint, on_progress=report)
+        record["timings"] = {"reference_cutout": round(cutout_seconds, 4), **record["timings"]}
+        record["reference_mask"] = reference.mask_source
+        strip = _side_by_side(views)
+        record["views_file"], _ = self.store.files.put(png_bytes(strip), ".png")
+        result.params["texture"] = record
+        result.params.setdefault("timings", {}).update(record["timings"])
 
     def _save_mesh(self, result, options, *, size_cm, project_id, parent, previews, actor, on_progress,
                    prompt: str = "", topology: str = "triangles") -> Design:
@@ -166,7 +209,7 @@ class MeshesMixin:
                       vertices=int(len(result.mesh.vertices)), size_cm=size_cm, face_budget=options.face_budget,
                       texture_size=options.texture_size, material=options.material, previews=shots)
         return self._store_mesh_designs([dict(
-            glb=glb, project_id=project_id, parent=parent, prompt=parent.prompt if parent else prompt,
+            glb=glb, project_id=project_id, parent=parent, prompt=prompt or (parent.prompt if parent else ""),
             negative_prompt=parent.negative_prompt if parent else "", seed=parent.seed if parent else options.seed,
             model=result.model, revision=result.revision, params=params,
         )], actor)[0]
@@ -325,16 +368,44 @@ class MeshesMixin:
         return self._store_mesh_designs(items, actor)
 
 
+def _sketch_prompt(info: catalog.MeshBackend, prompt: str | None) -> dict:
+    """``{"prompt": ...}`` for a backend that reads a sketch with a prompt, ``{}`` otherwise; a missing,
+    overlong or unwanted prompt is refused before any model is loaded."""
+    if info.needs_prompt:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidRequest(f"3D backend {info.name!r} makes 3D from a sketch and a prompt; the prompt is empty: "
+                                 "say what the sketch shows")
+        if len(prompt) > MAX_MESH_PROMPT_CHARS:
+            raise InvalidRequest(f"prompt is {len(prompt)} characters; at most {MAX_MESH_PROMPT_CHARS} are accepted")
+        return {"prompt": prompt.strip()}
+    if prompt:
+        needs = [b.name for b in catalog.MESH_BACKENDS.values() if b.needs_prompt]
+        raise InvalidRequest(f"3D backend {info.name!r} makes 3D from the image alone and takes no prompt; "
+                             f"sketch + prompt needs {' or '.join(map(repr, needs))}")
+    return {}
+
+
 def _check_topology(topology: str) -> None:
     if topology not in TOPOLOGIES:
         raise InvalidRequest(f"topology {topology!r} is not one of {', '.join(TOPOLOGIES)}")
 
 
-def _reporter(on_progress):
+def _reporter(on_progress, share: float = 0.8):
     if on_progress is None:
         return None
 
     def report(stage: str, fraction: float) -> None:
-        on_progress(fraction * 0.8, stage)
+        on_progress(fraction * share, stage)
 
     return report
+
+
+def _side_by_side(images):
+    """The six generated views in one row (front, right, back, left, top, bottom)."""
+    from PIL import Image
+
+    w, h = images[0].size
+    strip = Image.new("RGB", (w * len(images), h))
+    for i, image in enumerate(images):
+        strip.paste(image, (i * w, 0))
+    return strip

@@ -59,13 +59,17 @@ class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin)
             if key not in self._models:
                 entry, path = catalog.require(self.settings.profile, role, self.settings.resolved_models_dir)
                 self._check_model_path(path)  # governance hook: guarded mode refuses pickles / remote code
-                self._models[key] = self._load(role, entry, path)
+                base = catalog.base_of(entry, self.settings.resolved_models_dir)  # an adapter's base model
+                if base is not None:
+                    self._check_model_path(base[1])
+                self._models[key] = self._load(role, entry, path, base_path=base[1] if base else None)
             return self._models[key]
 
-    def _load(self, role: str, entry: catalog.ModelEntry, path: Path):
+    def _load(self, role: str, entry: catalog.ModelEntry, path: Path, base_path: Path | None = None):
         from pipelines.devices import resolve_dtype
 
-        return catalog.load_entry(entry, path, self.device, resolve_dtype(self.settings.dtype, self.device))
+        return catalog.load_entry(entry, path, self.device, resolve_dtype(self.settings.dtype, self.device),
+                                  base_path=base_path)
 
     def concept_limits(self):
         from pipelines.concept import ConceptLimits

@@ -7,8 +7,8 @@ mirror that ``studio models pull --source`` can read); ``python -m pipelines.twi
 --profile standard|quality|all`` does the same from the command line.
 
 ``BUILDERS`` maps a repository id to the function writing its twin (one module per model family);
-``PROFILE_REPOS`` lists the repositories of each profile and must match the catalogue's non-tiny,
-non-restricted entries (a test checks it, since this package may not import the application).
+``PROFILE_REPOS`` lists the repositories of each profile and must match the catalogue's non-tiny entries
+and the base models they run on (a test checks it, since this package may not import the application).
 """
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from typing import Callable
 
 from .depth import DEPTH_REPO, build_depth_anything_small
 from .flux import FLUX_SCHNELL_REPO, build_flux_schnell
+from .mv_adapter import REPO_ID as MV_ADAPTER_REPO, build_mv_adapter
 from .sdxl import SCRIBBLE_REPO, SDXL_REPO, build_scribble_controlnet, build_sdxl
 from .shap_e import SHAP_E_IMG2IMG_REPO, SHAP_E_REPO, build_shap_e, build_shap_e_img2img
+from .triposg import TRIPOSG_REPO, TRIPOSG_SCRIBBLE_REPO, build_triposg_scribble_twin, build_triposg_twin
 from .triposr import TRIPOSR_REPO, build_triposr
 
 #: repository id -> builder(directory, seed) writing that repository's twin into ``directory``.
@@ -32,14 +34,18 @@ BUILDERS: dict[str, Callable[[Path, int], None]] = {
     TRIPOSR_REPO: build_triposr,
     SHAP_E_REPO: build_shap_e,
     SHAP_E_IMG2IMG_REPO: build_shap_e_img2img,
+    TRIPOSG_REPO: build_triposg_twin,
+    TRIPOSG_SCRIBBLE_REPO: build_triposg_scribble_twin,
+    MV_ADAPTER_REPO: build_mv_adapter,  # shaped for the SDXL twin beside it: built after SDXL_REPO
 }
 
-_MESH_REPOS = (TRIPOSR_REPO, SHAP_E_IMG2IMG_REPO, SHAP_E_REPO)
+_MESH_REPOS = (TRIPOSR_REPO, SHAP_E_IMG2IMG_REPO, SHAP_E_REPO, TRIPOSG_REPO, TRIPOSG_SCRIBBLE_REPO)
 
 #: The repositories each real profile uses (the catalogue's entries, tiny and restricted ones aside).
 PROFILE_REPOS: dict[str, tuple[str, ...]] = {
-    "standard": (SDXL_REPO, SCRIBBLE_REPO, DEPTH_REPO, *_MESH_REPOS),
-    "quality": (FLUX_SCHNELL_REPO, DEPTH_REPO, *_MESH_REPOS),
+    "standard": (SDXL_REPO, SCRIBBLE_REPO, DEPTH_REPO, *_MESH_REPOS, MV_ADAPTER_REPO),
+    # MV-Adapter runs on SDXL even where the concept model is FLUX
+    "quality": (FLUX_SCHNELL_REPO, DEPTH_REPO, *_MESH_REPOS, SDXL_REPO, MV_ADAPTER_REPO),
 }
 PROFILES = (*PROFILE_REPOS, "all")
 
