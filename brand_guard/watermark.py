@@ -1,25 +1,25 @@
-"""An invisible mark that survives what happens to a leaked image: crops, resizes, re-encoding,
-screenshots and brightness changes. It carries a 32-bit design id and a 16-bit check.
+"""An invisible mark that survives what happens to a leaked image (crops, resizes, re-encoding,
+screenshots, brightness changes); it carries a 32-bit design id and a 16-bit check."""
 
-How it works. One 64x64 tile of band-limited noise is repeated over the whole image (added to the
-luma, stronger where the picture is busy, so the change stays under the eye's threshold). The tile is
-a sum of orthonormal carriers: one fixed synchronisation carrier and one carrier per coded bit,
-signed by that bit. Because the tile repeats, the reader needs no alignment with the original:
-- the period of the repetition (the autocorrelation of the image's fine detail peaks at it) gives the
-  scale the image was resized by, along each axis;
-- resampling to the original scale and folding the image onto one tile (summing all periods)
-  concentrates the mark and averages the picture away;
-- the position of the synchronisation carrier in the folded tile gives the crop offset;
-- each bit is then the sign of its carrier's correlation, checked by the 16-bit code (the few least
-  certain bits are also tried flipped).
-The mark is found, or `detect` says None: an unmarked picture yields no strong synchronisation peak
-and, rarely, a peak whose bits fail the check.
-"""
+# How it works. One 128x128 tile of band-limited noise is repeated over the whole image (added to the
+# luma, stronger where the picture is busy, so the change stays under the eye's threshold). The tile is
+# a sum of orthonormal carriers: one fixed synchronisation carrier and one carrier per coded bit,
+# signed by that bit. Because the tile repeats, the reader needs no alignment with the original:
+# - the period of the repetition (the autocorrelation of the image's fine detail peaks at it) gives the
+#   scale the image was resized by, along each axis;
+# - resampling to the original scale and folding the image onto one tile (summing all periods)
+#   concentrates the mark and averages the picture away;
+# - the position of the synchronisation carrier in the folded tile gives the crop offset;
+# - the carriers' correlations are soft values of a rate-1/2 convolutional code, decoded by Viterbi,
+#   and the 16-bit check confirms the 32-bit id.
+# An unmarked picture yields no strong synchronisation peak, or one whose decoded bits fail the check,
+# so `detect` says None; a false id needs both to pass (and must then name a design of the studio).
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -110,14 +110,28 @@ def _coded_bits(payload: str) -> np.ndarray:
     return _encode(_message_bits(payload))
 
 
+@lru_cache(maxsize=1)
 def _radius() -> np.ndarray:
     f = np.fft.fftfreq(TILE) * TILE
     return np.hypot(f[:, None], f[None, :])
 
 
+@lru_cache(maxsize=1)
 def _band_mask() -> np.ndarray:
     radius = _radius()
     return (radius >= BAND[0]) & (radius <= BAND[1])
+
+
+@lru_cache(maxsize=1)
+def _rings() -> tuple[np.ndarray, np.ndarray]:
+    """Integer ring index of each frequency and the number of frequencies per ring."""
+    ring = np.rint(_radius()).astype(int)
+    return ring, np.maximum(np.bincount(ring.ravel()), 1)
+
+
+@lru_cache(maxsize=1)
+def _sync_spectrum_conj() -> np.ndarray:
+    return np.conj(np.fft.fft2(_carriers()[0].reshape(TILE, TILE)))
 
 
 _CARRIERS: np.ndarray | None = None
@@ -196,8 +210,9 @@ def _period_candidates(detail: np.ndarray) -> list[tuple[float, float]]:
     """Likely repetition periods (px, py) in pixels, from peaks of the autocorrelation."""
     h, w = detail.shape
     window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
-    spectrum = np.fft.rfft2(detail * window, s=(2 * h, 2 * w))
-    auto = np.fft.irfft2(np.abs(spectrum) ** 2, s=(2 * h, 2 * w))
+    # Circular autocorrelation: the window takes the image's edges to zero, so wrapping adds little.
+    spectrum = np.fft.rfft2(detail * window)
+    auto = np.fft.irfft2(spectrum.real**2 + spectrum.imag**2, s=(h, w))
     lo, hi = SCALE_RANGE[0] * TILE, SCALE_RANGE[1] * TILE
     per_axis = []
     for profile, size in ((auto[0, :w], w), (auto[:h, 0], h)):
@@ -238,30 +253,29 @@ def _fold(detail: np.ndarray, px: float, py: float) -> np.ndarray | None:
     nw, nh = int(round(w * TILE / px)), int(round(h * TILE / py))
     if min(nw, nh) < TILE:
         return None
-    scaled = cv2.resize(detail, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    ph, pw = -nh % TILE, -nw % TILE
-    padded = np.pad(scaled, ((0, ph), (0, pw)))
-    counts = np.pad(np.ones_like(scaled), ((0, ph), (0, pw)))
-    shape = (padded.shape[0] // TILE, TILE, padded.shape[1] // TILE, TILE)
-    total = padded.reshape(shape).sum(axis=(0, 2))
-    n = counts.reshape(shape).sum(axis=(0, 2))
-    return total / np.maximum(n, 1.0)
+    rows, cols = -(-nh // TILE), -(-nw // TILE)
+    canvas = np.zeros((rows * TILE, cols * TILE), dtype=np.float32)
+    canvas[:nh, :nw] = cv2.resize(detail, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    total = canvas.reshape(rows, TILE, cols, TILE).sum(axis=(0, 2))
+    # How many periods cover each tile position: full ones, plus the partial last row / column.
+    per_row = np.full(TILE, rows - 1.0) + (np.arange(TILE) < nh - (rows - 1) * TILE)
+    per_col = np.full(TILE, cols - 1.0) + (np.arange(TILE) < nw - (cols - 1) * TILE)
+    return total / np.maximum(np.outer(per_row, per_col), 1.0)
 
 
 def _whitened(tile: np.ndarray) -> np.ndarray:
     """The tile's in-band spectrum with unit magnitude per frequency (the picture's 1/f falls away)."""
     band = _band_mask()
     spectrum = np.fft.fft2(tile) * band
-    ring = np.rint(_radius()).astype(int)
-    power = np.bincount(ring.ravel(), (np.abs(spectrum) ** 2).ravel()) / np.maximum(np.bincount(ring.ravel()), 1)
+    ring, counts = _rings()
+    power = np.bincount(ring.ravel(), (spectrum.real**2 + spectrum.imag**2).ravel(), minlength=len(counts)) / counts
     return np.where(band, spectrum / np.sqrt(power[ring] + 1e-12), 0)
 
 
 def _sync(tile: np.ndarray) -> tuple[float, tuple[int, int], np.ndarray]:
     """(z-score of the sync peak, its offset, the whitened spectrum)."""
     white = _whitened(tile)
-    sync = np.fft.fft2(_carriers()[0].reshape(TILE, TILE))
-    surface = np.real(np.fft.ifft2(white * np.conj(sync)))
+    surface = np.real(np.fft.ifft2(white * _sync_spectrum_conj()))
     peak = int(np.argmax(surface))
     dy, dx = divmod(peak, TILE)
     z = (surface.flat[peak] - surface.mean()) / (surface.std() + 1e-12)
