@@ -94,14 +94,16 @@ RUNTIME: dict[str, Component] = {c.name: c for c in [
               lineage="Instant Meshes (Jakob et al.), BSD-3-Clause"),
     Component("usd-core", "USDZ export", "Tomorrow Open Source Technology License 1.0 (Apache-2.0 with modifications)"),
     Component("imageio-ffmpeg", "MP4 encoding wrapper", "BSD-2-Clause"),
-    Component("invisible-watermark", "invisible watermark (dwtDct)", "MIT"),
+    Component("studio-watermark", "crop-proof invisible watermark (brand_guard.watermark, own code)",
+              "the studio's own code", note="tiled spread-spectrum mark; no third-party model"),
+    Component("opencv-python-headless", "resampling and filters for the watermark", "Apache-2.0 (OpenCV); MIT (wheel)"),
     Component("pillow", "image encoding", "MIT-CMU (HPND)"),
     Component("studio-background", "background removal (alpha / plain-backdrop threshold, own code)",
               "the studio's own code", note="pipelines.background; no third-party model"),
 ]}
 
 #: PyPI distribution of each runtime key whose installed version is recorded.
-_DISTRIBUTIONS = {"mesa": "", "studio-background": "", "pynanoinstantmeshes": "pynanoinstantmeshes"}
+_DISTRIBUTIONS = {"mesa": "", "studio-background": "", "studio-watermark": "", "pynanoinstantmeshes": "pynanoinstantmeshes"}
 
 
 def runtime(*keys: str) -> list[Component]:

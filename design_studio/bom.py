@@ -12,7 +12,7 @@ from brand_guard.bom import Component, bill_of_materials, bom_components, runtim
 
 from . import catalog
 
-CONCEPT_RUNTIME = ("torch", "diffusers", "transformers", "pillow", "invisible-watermark")
+CONCEPT_RUNTIME = ("torch", "diffusers", "transformers", "pillow", "studio-watermark", "opencv-python-headless")
 MESH_RUNTIME = ("trimesh", "fast-simplification", "xatlas", "scipy")
 RENDER_RUNTIME = ("pyrender", "mesa")
 #: The geometry-map rasteriser of multi-view texturing (positions, normals, depth per view).
@@ -94,7 +94,7 @@ def concept_components(model: str, revision: str, params: dict, models_dir: Path
 
 def upload_bom() -> dict:
     """An uploaded picture: nothing made it here but the re-encode and the watermark."""
-    return bill_of_materials(runtime("pillow", "invisible-watermark"))
+    return bill_of_materials(runtime("pillow", "studio-watermark", "opencv-python-headless"))
 
 
 def mesh_components(model: str, revision: str, params: dict, *, profile: str, models_dir: Path | None = None,

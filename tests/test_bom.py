@@ -35,7 +35,7 @@ def test_concept_png_and_mesh_glb_carry_a_bom_naming_their_model(studio):
     assert parts[concept_entry.repo_id]["kind"] == "weights"
     assert parts[concept_entry.repo_id]["revision"] == image.revision
     assert parts[concept_entry.repo_id]["licence"] == concept_entry.licence
-    assert {"diffusers", "invisible-watermark"} <= set(parts)
+    assert {"diffusers", "studio-watermark"} <= set(parts)
     assert png_bom["restricted"] is False
 
     glb_bom = embedded_record(studio, mesh)["params"]["bom"]

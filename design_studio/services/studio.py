@@ -19,6 +19,7 @@ from .concepts import ConceptsMixin
 from .governance import GovernanceMixin
 from .meshes import MeshesMixin
 from .team import TeamMixin
+from .trace import TraceService
 
 
 class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin):
@@ -31,6 +32,7 @@ class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin)
         self._models: dict[tuple[str, str], object] = {}
         self._lock = threading.RLock()
         self._device: str | None = None
+        self.tracer = TraceService(self.store, lambda path: self.verify_file(path))
 
     # ------------------------------------------------------------------ models
     @property

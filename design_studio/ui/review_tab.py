@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..services import Studio
+from ..errors import StudioError
 from .common import user_errors
 
 CPU = dict(concurrency_id="cpu", concurrency_limit=4)
@@ -73,6 +74,20 @@ def bom_md(card) -> list[str]:
         parts = "\n".join(f"- `{line}`" for line in bom_lines(bom)[:-1])
         out.append(f"<details><summary>Bill of materials ({label} #{design.id})</summary>\n\n{parts}\n\n</details>")
     return out
+
+
+def trace_md(found) -> str:
+    """A traced file as a card: the design, who made it, when, with which model, and its signature."""
+    if not found.traced:
+        return f"**{found.status.capitalize()}.** The file carries no watermark of this studio."
+    verdict = {"valid": "the signed record verifies", "tampered": "**the signed record does NOT verify**"}.get(
+        found.signature, "no signed record to check")
+    return "\n\n".join([
+        f"### Design #{found.design_id} ({found.kind})",
+        f"**Made by** {found.created_by or '—'} · **on** {found.created_at} · **model** {found.model or '—'}",
+        f"**Prompt:** {found.prompt or '—'}",
+        f"**uid** `{found.uid}` · mark found in {found.source} · {verdict}",
+    ])
 
 
 def decisions_log(studio: Studio) -> str:
@@ -183,6 +198,23 @@ def build_review_tab(studio: Studio) -> ReviewTab:
     # Only the result line carries an error, so a refusal never blanks the board or the comment.
     decide.click(on_decide, [target, decision, comment], [result], api_name="decide_ui", **CPU).success(
         user_errors(after_decide), [status], [comment, *board_outputs], api_name=False, **CPU)
+
+    gr.Markdown("### Trace an image")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=300, elem_classes=["panel"]):
+            leaked = gr.File(label="A copy found outside (PNG, JPEG, WEBP, GLB or USDZ)", file_count="single",
+                             file_types=[".png", ".jpg", ".jpeg", ".webp", ".glb", ".usdz"], elem_id="trace-file")
+            trace_btn = gr.Button("Trace", elem_id="trace")
+        with gr.Column(scale=3, min_width=320):
+            traced = gr.Markdown("The watermark survives crops, resizes, screenshots and re-encoding: drop a copy "
+                                 "to see which design it is, who made it and when.", elem_id="trace-result")
+
+    def on_trace(path):
+        if not path:
+            raise StudioError("choose a file to trace")
+        return trace_md(studio.tracer.trace(path))
+
+    trace_btn.click(user_errors(on_trace), [leaked], [traced], api_name="trace", **CPU)
 
     def refresh(username):
         return board_values("shortlisted", username)
