@@ -102,18 +102,6 @@ def sketch_image() -> Image.Image:
     return img
 
 
-#: FLUX's img2img pipeline is called without width/height by ``pipelines/concept.py`` and so makes
-#: its default 1024x1024 whatever size was asked (text mode passes them). SD/SDXL img2img follow the
-#: start image, which is already fitted to the asked size.
-FLUX_IMG2IMG_SIZE_BUG = ("pipelines/concept.py: FluxImg2ImgPipeline gets no width/height for img2img "
-                         "(sketch fallback, variations), so it renders 1024x1024 instead of the asked size")
-
-
-def expect_flux_img2img_size_bug(request, profile: str) -> None:
-    if profile == "quality":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=FLUX_IMG2IMG_SIZE_BUG))
-
-
 def small(**extra) -> dict:
     return dict(n=1, steps=1, width=SIZE, height=SIZE, **extra)
 
@@ -173,8 +161,7 @@ def test_text_to_images_from_the_cli(cli_env, profile, tmp_path, capsys):
     assert np.abs(pixels(pngs[0]) - pixels(pngs[1])).mean() > 0.5  # two seeds, two images
 
 
-def test_sketch_to_images(studio, profile, tmp_path, request):
-    expect_flux_img2img_size_bug(request, profile)
+def test_sketch_to_images(studio, profile, tmp_path):
     sketch = tmp_path / "sketch.png"
     sketch_image().save(sketch)
     design = studio.generate_concepts("a bag from my sketch", seed=4, sketch=str(sketch), **small())[0]
@@ -192,8 +179,7 @@ def test_sketch_to_images(studio, profile, tmp_path, request):
         assert img.size == (SIZE, SIZE)
 
 
-def test_variations_and_refine_record_their_parent(studio, profile, request):
-    expect_flux_img2img_size_bug(request, profile)
+def test_variations_and_refine_record_their_parent(studio, profile):
     # two steps: a variation keeps them and denoises strength x steps of them
     parent = studio.generate_concepts("a quilted shoulder bag", seed=7, **dict(small(), steps=2))[0]
     variations = studio.vary_design(parent.id, n=2, seed=11)
