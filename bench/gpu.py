@@ -3,7 +3,9 @@
 Speed and memory do not depend on weight values, so nothing is downloaded: SDXL base (UNet, VAE,
 CLIP ViT-L and OpenCLIP bigG text encoders), FLUX.1-schnell (transformer, VAE, CLIP, T5-XXL) and
 TripoSR (DINO ViT-B/16, 32x32x1024 triplane transformer, NeRF MLP) are built from their published
-configuration values, parameters allocated directly on the GPU in the run's dtype. Sections:
+configuration values, parameters allocated directly on the GPU in the run's dtype, and so are TripoSG
+(DINOv2-large, the 21-layer 2048-wide flow DiT, the SDF VAE) and the MV-Adapter branches on the SDXL UNet.
+Sections:
 
 - SDXL 1024x1024, 30 steps, fp16 and FLUX.1-schnell 1024x1024, 4 steps, bf16: s/image with SDPA and
   with ``torch.compile`` (regional: the repeated transformer blocks), the studio's ``ConceptModel.generate`` beside the bare diffusers call.
@@ -11,6 +13,10 @@ configuration values, parameters allocated directly on the GPU in the run's dtyp
 - TripoSR s/mesh at full size (grid 256): the studio's ``LRMBackend.reconstruct`` (textured mesh)
   beside the bare network + density grid + marching cubes.
 - Prompt -> 4 SDXL concepts -> TripoSR -> textured GLB, studio code beside the bare calls.
+- TripoSG s/mesh at grid 256 and 512 (50 steps, CFG 7, 2048 tokens): ``TripoSGBackend.reconstruct``
+  beside the bare DINOv2 + flow + coarse-to-fine SDF + marching cubes.
+- Multi-view texture of one mesh (MV-Adapter on SDXL, 6 views at 768 px): geometry maps, view
+  generation (beside plain SDXL making 6 images of that size) and back-projection, per stage.
 
 Each section has a time budget; when the whole run passes its budget the remaining sections are
 skipped and say so. One markdown table is printed at the end. ``--smoke`` runs every section on
@@ -77,6 +83,22 @@ T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24
 TRIPOSR = dict(cond_image_size=512, plane_size=32, plane_channels=1024, num_layers=16, num_heads=16, head_dim=64,
                upsample_channels=40, mlp_neurons=64, mlp_layers=9, radius=0.87, density_bias=-1.0, threshold=25.0)
 TRIPOSR_GRID = 256
+#: VAST-AI/TripoSG transformer/config.json (TripoSGDiTModel)
+TRIPOSG_TRANSFORMER = dict(num_attention_heads=16, width=2048, in_channels=64, num_layers=21, cross_attention_dim=1024)
+#: VAST-AI/TripoSG vae/config.json (published class name Tripo2VAEModel)
+TRIPOSG_VAE = dict(in_channels=3, latent_channels=64, num_attention_heads=8, width_encoder=512, width_decoder=1024,
+                   num_layers_encoder=8, num_layers_decoder=16, embedding_type="frequency", embed_frequency=8,
+                   embed_include_pi=False)
+#: facebook/dinov2-large (TripoSG image_encoder_dinov2) and its BitImageProcessor (feature_extractor_dinov2)
+DINOV2_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, mlp_ratio=4, patch_size=14,
+                    image_size=518, layer_norm_eps=1e-6, layerscale_value=1.0, hidden_act="gelu")
+DINOV2_PROCESSOR = dict(do_resize=True, size={"shortest_edge": 256}, resample=3, do_center_crop=True,
+                        crop_size={"height": 224, "width": 224}, do_rescale=True, rescale_factor=1 / 255,
+                        do_normalize=True, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+                        do_convert_rgb=True)
+TRIPOSG_GRIDS = (256, 512)
+#: MV-Adapter ig2mv SDXL: six 768 px views; the published recipe takes 50 steps at CFG 3
+MV_VIEW_SIZE, MV_PUBLISHED_STEPS, MV_STEPS = 768, 50, 30
 
 
 @dataclass
@@ -89,9 +111,13 @@ class Plan:
     sdxl_steps: int = 30
     flux_steps: int = 4
     grid: int = TRIPOSR_GRID
+    triposg_grids: tuple = TRIPOSG_GRIDS
+    view_size: int = MV_VIEW_SIZE
+    mv_steps: int = MV_STEPS
     budget_s: float = 440.0  # the whole run (8 minutes minus start-up and margin)
     section_s: dict = field(default_factory=lambda: {"sdxl": 50, "flux": 70, "memory": 120, "triposr": 50,
-                                                      "e2e": 80, "compile sdxl": 70, "compile flux": 80})
+                                                      "e2e": 80, "triposg": 70, "texture": 100,
+                                                      "compile sdxl": 70, "compile flux": 80})
     compile_backend: str = "inductor"  # "eager" in smoke runs: dynamo traces, nothing is code-generated
 
 
@@ -178,13 +204,22 @@ def materialize(build, device: str, dtype):
     """Build a model with its parameters on the ``meta`` device, then give every parameter fresh
     random values directly on ``device`` in ``dtype`` (norm scales 1, biases 0). Buffers (position
     ids, rotary tables) are computed normally, so the model runs exactly as a loaded one would."""
-    import torch
     from accelerate import init_empty_weights
-    from accelerate.utils import set_module_tensor_to_device
 
     with init_empty_weights(include_buffers=False):
         model = build()
+    fill_parameters(model, device, dtype)
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def fill_parameters(model, device: str, dtype, *, only_meta: bool = False) -> None:
+    """Random values for every parameter (``only_meta``: those still on the meta device) on ``device``."""
+    import torch
+    from accelerate.utils import set_module_tensor_to_device
+
     for name, param in list(model.named_parameters()):
+        if only_meta and param.device.type != "meta":
+            continue
         if param.ndim == 1:
             value = torch.ones if name.endswith(("weight", "scale")) else torch.zeros
             tensor = value(param.shape, device=device, dtype=dtype)
@@ -192,7 +227,6 @@ def materialize(build, device: str, dtype):
             fan_in = max(1, param[0].numel())
             tensor = torch.randn(param.shape, device=device, dtype=dtype) * fan_in**-0.5
         set_module_tensor_to_device(model, name, device, value=tensor)
-    return model.to(device=device, dtype=dtype).eval()
 
 
 def _config(component) -> dict:
@@ -469,6 +503,173 @@ def e2e_section(bench: Bench, deadline: float) -> None:
     bench.add("e2e", f"prompt → 4 concepts ({size}², {steps} steps) → textured GLB", t_studio, t_bare, note=note)
 
 
+def triposg_backend(plan: Plan):
+    """TripoSG at full size (or the twin's tiny configs in smoke runs) behind the studio's ``TripoSGBackend``.
+
+    Random weights give a field with no surface, so the VAE decoder's query path carries a planted round
+    prior, as the TripoSG twin does: the sum of the first-octave cosines of the query point, largest at
+    the centre; the last block's attention and feed-forward outputs are scaled down, not removed.
+    """
+    import math
+
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    from pipelines.mesh.triposg.backend import Sampling, TripoSGBackend
+    from pipelines.mesh.triposg.loading import TripoSGComponents
+    from pipelines.mesh.triposg.models import TripoSGDiTModel, TripoSGVAEModel
+
+    dit, vae_cfg, dino, processor = TRIPOSG_TRANSFORMER, TRIPOSG_VAE, DINOV2_LARGE, DINOV2_PROCESSOR
+    sampling = Sampling.for_model(takes_text=False)  # published: 50 steps, CFG 7, 2048 tokens
+    if plan.smoke:
+        from pipelines.twins import triposg as twin
+
+        dit, vae_cfg = _config(twin.tiny_transformer()), _config(twin.tiny_vae())
+        dino = {k: v for k, v in twin.tiny_dinov2().config.to_dict().items() if not k.startswith("_")}
+        processor = {k: v for k, v in twin.feature_extractor_config().items() if k != "image_processor_type"}
+        sampling = Sampling(steps=2, guidance=7.0, num_tokens=64)
+    dtype = torch.bfloat16 if plan.device == "cuda" else torch.float32
+    dev = plan.device
+    vae = materialize(lambda: TripoSGVAEModel.from_config(vae_cfg), dev, torch.float32)
+    dec, f = vae.decoder, vae.config.embed_frequency
+    cos_first_octave = [3 + 3 * f + axis * f for axis in range(3)]
+    level = 2.0 + math.cos(0.6)  # surface at radius 0.6 along the axes
+    with torch.no_grad():
+        dec.proj_query.weight.mul_(0.02)
+        dec.proj_query.bias.zero_()
+        dec.proj_query.weight[:3] = 0.0
+        dec.proj_query.weight[0, cos_first_octave] = 1.0
+        dec.proj_query.bias[:3] = torch.tensor([-level, 0.5, -0.5], device=dev)
+        for linear in (dec.blocks[-1].attn2.to_out[0], dec.blocks[-1].ff.net[2]):
+            linear.weight.mul_(0.05)
+            linear.bias.zero_()
+        dec.proj_out.weight.zero_()
+        dec.proj_out.weight[0, 0] = -1.0
+        dec.proj_out.bias.zero_()
+    components = TripoSGComponents(
+        transformer=materialize(lambda: TripoSGDiTModel.from_config(dit), dev, dtype), vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False),
+        image_encoder=materialize(lambda: Dinov2Model(Dinov2Config(**dino)), dev, dtype),
+        image_processor=BitImageProcessor(**processor),
+    )
+    return TripoSGBackend(components, model_name="triposg-random", revision="random-weights", device=dev,
+                          sampling=sampling, dtype=dtype)
+
+
+def triposg_bare(backend, image, grid: int):
+    """The networks and extraction alone: DINOv2, the flow, the SDF grid, marching cubes (no cut-out, no
+    cleanup, decimation, unwrap or bake)."""
+    from pipelines.mesh.triposg.backend import BOUND
+    from pipelines.mesh.triposg.extract import marching_cubes, sdf_grid
+
+    latents = backend.sample_latents(backend.encode_image(image.convert("RGB")), None, seed=0)
+    values, _ = sdf_grid(backend.field(latents), grid, BOUND, device=backend.device, chunk=backend.chunk)
+    return marching_cubes(values, BOUND)
+
+
+def triposg_section(bench: Bench, deadline: float) -> None:
+    from pipelines.mesh.base import MeshOptions
+
+    plan = bench.plan
+    backend = triposg_backend(plan)
+    image = object_photo()
+    s = backend.sampling
+    t_studio = 0.0
+    for i, grid in enumerate(plan.triposg_grids):
+        if time.perf_counter() > deadline - 2 * t_studio:  # a doubled grid takes longer than the last one
+            return  # the caller marks the rows left as skipped
+        if not i:
+            triposg_bare(backend, image, grid)  # warm-up
+        t_bare = timed(plan.device, lambda: triposg_bare(backend, image, grid))
+        options = MeshOptions(grid=grid, texture_size=1024 if not plan.smoke else 128,
+                              face_budget=20000 if not plan.smoke else 500)
+        holder = {}
+        t_studio = timed(plan.device, lambda: holder.update(r=backend.reconstruct(image, options)))
+        result = holder["r"]
+        stages = result.params["timings"]
+        denoise, query = stages.get("denoise", 0.0), stages.get("sdf_query", 0.0)
+        bench.add("triposg", f"s/mesh, grid {grid}", t_studio, t_bare,
+                  note=f"{s.steps} steps, CFG {s.guidance:g}, {s.num_tokens} tokens, {backend.dtype} (VAE "
+                       f"{backend.vae_dtype}); denoise {denoise:.2f} s, SDF query {query:.2f} s "
+                       f"({result.params['points_queried']} points); studio: textured, {len(result.mesh.faces)} "
+                       "faces; bare: networks + SDF grid + marching cubes".replace("torch.", ""))
+
+
+def uv_sphere(subdivisions: int, texture_size: int):
+    """A UV-unwrapped, textured icosphere, stretched along y: the mesh the texture section paints."""
+    import numpy as np
+    import trimesh
+    from PIL import Image
+
+    from pipelines.mesh.post import unwrap_uv
+
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions, radius=0.3)
+    sphere.vertices[:, 1] *= 1.5
+    vertices, faces, uv = unwrap_uv(sphere, resolution=texture_size)
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=Image.new("RGB", (texture_size, texture_size), (200, 200, 200)))
+    return trimesh.Trimesh(np.asarray(vertices), np.asarray(faces), process=False,
+                           visual=trimesh.visual.TextureVisuals(uv=np.asarray(uv), material=material))
+
+
+def texture_section(bench: Bench, deadline: float) -> None:
+    """Geometry maps -> six MV-Adapter views on SDXL -> back-projection for one mesh, per stage."""
+    import torch
+    from accelerate import init_empty_weights
+
+    from pipelines.devices import make_generator
+    from pipelines.texture.mv_adapter import (NUM_VIEWS, MultiViewGenerator, condition_encoder,
+                                              install_processors, shifted_snr_scheduler)
+    from pipelines.texture.paint import PaintOptions, paint_mesh
+
+    plan = bench.plan
+    dtype = torch.float16 if plan.device == "cuda" else torch.float32
+    size, steps, guidance = plan.view_size, plan.mv_steps, 3.0
+    pipe = sdxl_pipeline(plan, dtype)
+
+    def bare():  # plain SDXL, no adapter: six images of the views' size, same steps and guidance
+        with torch.inference_mode():
+            pipe(prompt="high quality", num_images_per_prompt=NUM_VIEWS, num_inference_steps=steps,
+                 guidance_scale=guidance, width=size, height=size, generator=make_generator(plan.device, 1))
+
+    with torch.inference_mode():
+        pipe(prompt="high quality", num_inference_steps=1, width=size, height=size)  # warm-up
+    t_bare = timed(plan.device, bare)
+
+    with init_empty_weights(include_buffers=False):
+        install_processors(pipe.unet, copy_weights=False)
+    fill_parameters(pipe.unet, plan.device, dtype, only_meta=True)
+    encoder = materialize(lambda: condition_encoder(pipe.unet, pipe.vae_scale_factor), plan.device, dtype)
+    pipe.scheduler = shifted_snr_scheduler(pipe.scheduler)
+    if getattr(pipe.vae.config, "force_upcast", False):  # SDXL's VAE overflows in float16
+        pipe.vae.to(torch.float32)
+    generator = MultiViewGenerator(pipe, encoder, model_name="mv-adapter-random", revision="random-weights",
+                                   base_name="sdxl-random", base_revision="random-weights")
+    texture_size = 1024 if not plan.smoke else 128
+    mesh = uv_sphere(5 if not plan.smoke else 2, texture_size)
+    reference = object_photo()
+    paint_mesh(mesh, reference, generator, PaintOptions(view_size=size, steps=1, guidance=guidance))  # warm-up
+    if time.perf_counter() > deadline:
+        return
+    start = time.perf_counter()
+    _, record, views = paint_mesh(mesh, reference, generator, PaintOptions(view_size=size, steps=steps,
+                                                                          guidance=guidance))
+    sync(plan.device)
+    total = time.perf_counter() - start
+    t = record["timings"]
+    fewer = f" (published recipe: {MV_PUBLISHED_STEPS}; fewer to fit the run budget)" if steps < MV_PUBLISHED_STEPS else ""
+    bench.add("texture", f"geometry maps, {NUM_VIEWS} views {size}²", t["geometry_maps"],
+              note=f"numpy rasteriser, {len(mesh.faces)} faces")
+    bench.add("texture", f"{NUM_VIEWS} views {size}², {steps} steps", t["multiview"], t_bare,
+              note=f"MV-Adapter on SDXL, CFG {guidance:g}, {dtype}{fewer}; bare: plain SDXL, "
+                   f"{NUM_VIEWS} images, no adapter".replace("torch.", ""))
+    bench.add("texture", f"back-projection → {texture_size}² texture", t["backproject"],
+              note=f"seam check {t['seam_check']:.2f} s; texels seen {record['texels_seen']:.2f}")
+    bench.add("texture", "s/mesh, maps → views → back-projection", total,
+              note=f"{len(views)} views; paint_mesh end to end")
+
+
 def run(plan: Plan) -> Bench:
     import torch
 
@@ -501,6 +702,12 @@ def run(plan: Plan) -> Bench:
     bench.section("memory", [(f"memory {m}", f"peak VRAM, {mode}") for m in ("sdxl", "flux") for mode in modes], memory)
     bench.section("triposr", [("triposr", f"s/mesh, grid {plan.grid}")], lambda d: triposr_section(bench, d))
     bench.section("e2e", [("e2e", e2e_what)], lambda d: e2e_section(bench, d))
+    bench.section("triposg", [("triposg", f"s/mesh, grid {g}") for g in plan.triposg_grids],
+                  lambda d: triposg_section(bench, d))
+    texture_rows = [f"geometry maps, 6 views {plan.view_size}²", f"6 views {plan.view_size}², {plan.mv_steps} steps",
+                    f"back-projection → {1024 if not plan.smoke else 128}² texture",
+                    "s/mesh, maps → views → back-projection"]
+    bench.section("texture", [("texture", what) for what in texture_rows], lambda d: texture_section(bench, d))
     bench.section("compile sdxl", [("sdxl", sdxl_what.format("torch.compile"))],
                   concept("sdxl", sdxl_pipeline, half, plan.sdxl_steps, 5.0, True), whole=True)
     bench.section("compile flux", [("flux-schnell", flux_what.format("torch.compile"))],
@@ -517,6 +724,7 @@ def main(argv=None) -> int:
 
     if args.smoke:
         plan = Plan(smoke=True, device="cpu", size=64, sdxl_steps=2, flux_steps=2, grid=32, compile_backend="eager",
+                    triposg_grids=(32, 64), view_size=64, mv_steps=2,
                     budget_s=600.0, section_s={k: 300 for k in Plan(False, "cpu").section_s})
     elif not torch.cuda.is_available():
         print("bench/gpu.py: no CUDA device here; run it on a GPU machine, or use --smoke to test the script on CPU",
