@@ -1,5 +1,6 @@
 """The full-size configs written into bench/gpu.py build the published models: parameter counts of
-SDXL base, FLUX.1-schnell and their encoders as published (built on the meta device: no memory)."""
+SDXL base, FLUX.1-schnell and their encoders as published (built on the meta device: no memory), and
+TripoSG's configs are the port's published defaults."""
 from __future__ import annotations
 
 import importlib.util
@@ -40,3 +41,20 @@ def test_published_parameter_counts(gpu):
     assert millions(lambda: CLIPTextModelWithProjection(CLIPTextConfig(**gpu.CLIP_BIGG))) == pytest.approx(694.66, abs=0.01)
     assert millions(lambda: FluxTransformer2DModel(**gpu.FLUX_TRANSFORMER)) == pytest.approx(11_900, rel=0.005)
     assert LRMConfig(**gpu.TRIPOSR) == LRMConfig()  # the network's defaults are TripoSR's published values
+
+
+def test_triposg_configs_are_the_published_ones(gpu):
+    import inspect
+
+    from transformers import Dinov2Config, Dinov2Model
+
+    from pipelines.mesh.triposg.models import TripoSGDiTModel, TripoSGVAEModel
+
+    # the port's constructor defaults are VAST-AI/TripoSG's transformer/ and vae/ config.json values
+    for cls, written in ((TripoSGDiTModel, gpu.TRIPOSG_TRANSFORMER), (TripoSGVAEModel, gpu.TRIPOSG_VAE)):
+        defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+        assert {k: defaults[k] for k in written} == written, cls.__name__
+    # DINOv2-large: 304.37 M parameters (facebook/dinov2-large checkpoint), 1024-wide tokens for the DiT
+    assert millions(lambda: Dinov2Model(Dinov2Config(**gpu.DINOV2_LARGE))) == pytest.approx(304.37, abs=0.01)
+    assert gpu.DINOV2_LARGE["hidden_size"] == gpu.TRIPOSG_TRANSFORMER["cross_attention_dim"]
+    assert gpu.TRIPOSG_TRANSFORMER["in_channels"] == gpu.TRIPOSG_VAE["latent_channels"]

@@ -31,12 +31,25 @@ def test_smoke_run_fills_every_row_of_the_table():
                 ("triposr", "s/mesh, grid 32"), ("e2e", "prompt → 4 concepts (64², 2 steps) → textured GLB")]
     expected += [(f"memory {m}", f"peak VRAM, {mode}") for m in ("sdxl", "flux")
                  for mode in ("none", "VAE slicing+tiling", "model CPU offload")]
+    expected += [("triposg", "s/mesh, grid 32"), ("triposg", "s/mesh, grid 64")]
+    # per-stage texture rows: only view generation has a bare counterpart (plain SDXL, same images)
+    texture_stages = [("texture", "geometry maps, 6 views 64²"), ("texture", "back-projection → 128² texture"),
+                      ("texture", "s/mesh, maps → views → back-projection")]
+    expected += texture_stages + [("texture", "6 views 64², 2 steps")]
     assert sorted(cells) == sorted(expected)
     for key, (studio, bare, ratio, note) in cells.items():
         assert "failed" not in note and "skipped" not in note, (key, note)
-        if not key[0].startswith("memory"):  # timed rows: studio and bare seconds and their ratio
+        if key in texture_stages:
+            assert re.fullmatch(r"\d+\.\d\d s", studio) and not bare and not ratio, (key, studio, bare)
+        elif not key[0].startswith("memory"):  # timed rows: studio and bare seconds and their ratio
             assert re.fullmatch(r"\d+\.\d\d s", studio) and re.fullmatch(r"\d+\.\d\d s", bare), (key, studio, bare)
             assert float(ratio) > 0
+    stage = {what: float(cells[("texture", what)][0].split()[0]) for _, what in texture_stages + [("", "6 views 64², 2 steps")]}
+    # the end-to-end time holds its stages
+    assert stage["s/mesh, maps → views → back-projection"] >= stage["6 views 64², 2 steps"]
+    for grid in (32, 64):  # the studio mesh is the real surface: faces from the planted field, and the steps asked
+        note = cells[("triposg", f"s/mesh, grid {grid}")][3]
+        assert "2 steps, CFG 7, 64 tokens" in note and int(re.search(r"(\d+) faces", note)[1]) > 0, note
     assert "textured=True" in cells[("e2e", "prompt → 4 concepts (64², 2 steps) → textured GLB")][3]
 
 
