@@ -309,7 +309,7 @@ def rasterize(px: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int, *
         offset = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
         x = lo[fi, 0] + offset % span[fi, 0]
         y = lo[fi, 1] + offset // span[fi, 0]
-        w = _barycentric(tri[fi], np.stack([x + 0.5, y + 0.5], 1))
+        w = barycentric(tri[fi], np.stack([x + 0.5, y + 0.5], 1))
         inside = (w >= -1e-7).all(1)
         if not inside.any():
             continue
@@ -322,11 +322,12 @@ def rasterize(px: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int, *
     bary = np.zeros((size * size, 3))
     ys, xs = np.nonzero(face >= 0)
     if len(ys):
-        bary[ys * size + xs] = _barycentric(tri[face[ys, xs]], np.stack([xs + 0.5, ys + 0.5], 1))
+        bary[ys * size + xs] = barycentric(tri[face[ys, xs]], np.stack([xs + 0.5, ys + 0.5], 1))
     return face, bary.reshape(size, size, 3)
 
 
-def _barycentric(tri: np.ndarray, p: np.ndarray) -> np.ndarray:
+def barycentric(tri: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Barycentric weights of points ``p`` (n, 2) in triangles ``tri`` (n, 3, 2); -1 where a triangle is degenerate."""
     a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
     v0, v1, v2 = b - a, c - a, p - a
     den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]

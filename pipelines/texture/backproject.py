@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidInput
+from ..render import barycentric
 
 
 @dataclass
@@ -51,7 +52,7 @@ def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, size: 
         offset = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
         x = lo[fi, 0] + offset % span[fi, 0]
         y = lo[fi, 1] + offset // span[fi, 0]
-        w = _barycentric(tri[fi], np.stack([x + 0.5, y + 0.5], 1))
+        w = barycentric(tri[fi], np.stack([x + 0.5, y + 0.5], 1))
         inside = (w >= -1e-6).all(1)
         idx = y[inside] * size + x[inside]
         owner[idx] = fi[inside]
@@ -65,15 +66,6 @@ def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, size: 
     return Texels(size, idx // size, idx % size, f, points, n)
 
 
-def _barycentric(tri: np.ndarray, p: np.ndarray) -> np.ndarray:
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    v0, v1, v2 = b - a, c - a, p - a
-    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    ok = np.abs(den) > 1e-12
-    den = np.where(ok, den, 1.0)
-    l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-    l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-    return np.where(ok[:, None], np.stack([1.0 - l1 - l2, l1, l2], 1), -1.0)
 
 
 def _bilinear(image: np.ndarray, px: np.ndarray) -> np.ndarray:
