@@ -2,62 +2,52 @@
 from __future__ import annotations
 
 from .. import catalog
+from ..access import AccessPolicy, Actor
 from ..errors import InvalidRequest, ModelMissing
-from ..store import Design
+from ..settings import Settings
+from ..store import Design, Store
 from .base import ProgressFn, translate_errors
+from .designs import DesignWriter, NewDesign
+from .models import ModelCache, hunyuan_message
 
-#: Catalogue roles whose models this mixin loads.
-MESH_ROLES = ("segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d")
 EXPORT_FORMATS = ("glb", "obj", "zip")
 
 
-class MeshesMixin:
-    """Mixed into ``Studio``; uses ``self.settings``, ``self.store``, ``self._model``."""
+class MeshService:
+    """Given settings, the store, the model cache, the design writer and the access policy."""
 
-    #: Hook for the brand guard: a callable(bytes) -> str signing the provenance JSON in ZIP exports.
-    sign_provenance = None
-
-    # ------------------------------------------------------------------ models
-    def _load_mesh_model(self, role: str, entry, path):
-        if role == "segmentation":
-            from pipelines.background import SegmentationModel
-
-            return SegmentationModel.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device)
-        if role == "lrm":
-            from pipelines.mesh.lrm import LRMBackend
-
-            return LRMBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device)
-        if role in ("shap-e", "shap-e-text"):
-            from pipelines.mesh.shap_e import ShapEBackend
-
-            return ShapEBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=self.device,
-                                     steps=self.mesh_defaults["shap_e_steps"])
-        raise ModelMissing(_hunyuan_message(entry))
+    def __init__(self, settings: Settings, store: Store, models: ModelCache, designs: DesignWriter,
+                 access: AccessPolicy):
+        self.settings = settings
+        self.store = store
+        self.models = models
+        self.designs = designs
+        self.access = access
 
     @property
     def mesh_defaults(self) -> dict:
-        return dict(catalog.MESH_DEFAULTS[self.settings.profile])
+        return self.models.mesh_defaults
 
     def mesh_backends(self) -> list[tuple[catalog.MeshBackendInfo, catalog.ModelEntry]]:
         """Every 3D backend with the catalogue entry it would use in this profile."""
         return [(info, catalog.entry_for(self.settings.profile, info.role)) for info in catalog.MESH_BACKENDS.values()]
 
-    def _mesh_backend(self, name: str, *, text: bool = False):
+    def backend(self, name: str, *, text: bool = False):
         info = catalog.MESH_BACKENDS.get(name)
         if info is None:
             raise InvalidRequest(f"3D backend {name!r} is not one of {', '.join(catalog.MESH_BACKENDS)}")
         if info.role == "hunyuan3d":
-            raise ModelMissing(_hunyuan_message(catalog.entry_for(self.settings.profile, "hunyuan3d")))
+            raise ModelMissing(hunyuan_message(catalog.entry_for(self.settings.profile, "hunyuan3d")))
         if text and not info.text_role:
             raise InvalidRequest(f"3D backend {name!r} makes 3D from images only; text -> 3D needs 'shap-e'")
-        backend = self._model(info.text_role if text else info.role)
+        backend = self.models.get(info.text_role if text else info.role)
         if not text:
             backend.segmenter = self._segmenter()
         return backend
 
     def _segmenter(self):
         try:
-            return self._model("segmentation")
+            return self.models.get("segmentation")
         except ModelMissing:
             return None  # the alpha channel and the plain-backdrop threshold still work
 
@@ -79,7 +69,7 @@ class MeshesMixin:
         if face_budget is not None and face_budget < 4:
             raise InvalidRequest(f"face budget must be at least 4 faces, got {face_budget}")
         options = MeshOptions(
-            resolution=resolution or self.defaults.get("mesh_resolution", 128), size_m=float(size_cm) / 100.0,
+            resolution=resolution or self.models.defaults.get("mesh_resolution", 128), size_m=float(size_cm) / 100.0,
             face_budget=int(face_budget or d["face_budget"]), texture_size=int(texture_size or d["texture_size"]),
             material=material or "leather", seed=int(seed or 0), grid=int(d["grid"]),
         )
@@ -101,12 +91,13 @@ class MeshesMixin:
         material: str | None = None,
         seed: int | None = None,
         previews: bool = True,
-        actor: str = "",
+        actor: Actor | None = None,
         on_progress: ProgressFn | None = None,
     ) -> Design:
         """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it."""
         from pipelines.images import open_image
 
+        actor = self.access.check(actor, "create")  # before any model work
         parent = self.store.design(design_id)
         if parent.kind != "image":
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
@@ -116,7 +107,7 @@ class MeshesMixin:
                                               material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
-            model = self._mesh_backend(name)
+            model = self.backend(name)
             result = model.reconstruct(image, options, on_progress=_reporter(on_progress))
         return self._save_mesh(result, options, size_cm=size_cm, project_id=parent.project_id, parent=parent,
                                previews=previews, actor=actor, on_progress=on_progress)
@@ -134,15 +125,16 @@ class MeshesMixin:
         material: str | None = None,
         seed: int | None = None,
         previews: bool = True,
-        actor: str = "",
+        actor: Actor | None = None,
         on_progress: ProgressFn | None = None,
     ) -> Design:
         """Text -> textured mesh design (no parent)."""
+        actor = self.access.check(actor, "create")
         options, size_cm = self._mesh_options(size_cm=size_cm, category=category, resolution=None,
                                               face_budget=face_budget, texture_size=texture_size,
                                               material=material, seed=seed)
         with translate_errors():
-            model = self._mesh_backend(backend, text=True)
+            model = self.backend(backend, text=True)
             result = model.generate(prompt, options, on_progress=_reporter(on_progress))
         project_id = self.store.project(project).id
         return self._save_mesh(result, options, size_cm=size_cm, project_id=project_id, parent=None, prompt=prompt,
@@ -173,28 +165,14 @@ class MeshesMixin:
             model=result.model, revision=result.revision, params=params,
         )], actor)[0]
 
-    def _store_mesh_designs(self, items: list[dict], actor: str) -> list[Design]:
-        """Stamp provenance into each GLB, store it, record the designs, then sign and ledger them."""
-        rows = []
-        for item in items:
-            parent = item["parent"]
-            uid = self._new_uid()
-            params = dict(item["params"], uid=uid, **self._governance_params())
-            glb = self._stamp_glb(item["glb"], dict(
-                design_uid=uid, actor=actor, prompt=item["prompt"], seed=item["seed"], model=item["model"],
-                revision=item["revision"], params=params, kind="mesh",
-                parents=[parent.uid or str(parent.id)] if parent is not None else [],
-            ))
-            rel, digest = self.store.files.put(glb, ".glb")
-            rows.append(dict(
-                project_id=item["project_id"], kind="mesh", parent_id=parent.id if parent is not None else None,
-                prompt=item["prompt"], negative_prompt=item["negative_prompt"], seed=item["seed"],
-                model=item["model"], revision=item["revision"], params=params, file=rel, sha256=digest,
-                created_by=actor, uid=uid,
-            ))
-        designs = self.store.add_designs(rows)
-        self._after_designs_created(designs, actor)
-        return designs
+    def _store_mesh_designs(self, items: list[dict], actor: Actor | None) -> list[Design]:
+        """Each GLB becomes a mesh design through the design writer (stamped, signed, in the ledger)."""
+        return self.designs.create([NewDesign(
+            kind="mesh", record_kind="mesh", content=item["glb"], project_id=item["project_id"],
+            params=item["params"], parent=item["parent"], prompt=item["prompt"],
+            negative_prompt=item["negative_prompt"], seed=item["seed"], model=item["model"],
+            revision=item["revision"],
+        ) for item in items], actor)
 
     # ------------------------------------------------------------------ previews
     def render_previews(self, mesh, *, frames: int | None = None) -> dict:
@@ -212,6 +190,20 @@ class MeshesMixin:
         thumb_rel, _ = self.store.files.put(thumb, ".png")
         gif_rel, _ = self.store.files.put(gif, ".gif")
         return {"thumbnail": thumb_rel, "turntable": gif_rel, "frames": frames}
+
+    def file_path(self, design_id: int):
+        return self.store.file_path(self.store.design(design_id))
+
+    def download_copy(self, design: Design):
+        """A copy of the design's file under a readable name (``design-12.glb``) for download."""
+        import shutil
+
+        source = self.store.file_path(design)
+        target = self.settings.downloads_dir / str(design.id) / f"design-{design.id}{source.suffix}"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        return target
 
     def preview_path(self, design: Design, which: str = "thumbnail"):
         rel = (design.params or {}).get("previews", {}).get(which)
@@ -250,7 +242,7 @@ class MeshesMixin:
         with translate_errors():
             if fmt == "obj":
                 return export_obj(mesh, name)
-            return {f"{name}.zip": export_zip(mesh, self.provenance(design), name, sign=self.sign_provenance)}
+            return {f"{name}.zip": export_zip(mesh, self.provenance(design), name, sign=self.designs.sign_bytes)}
 
     # ------------------------------------------------------------------ colourways
     def colour_cards(self) -> dict:
@@ -266,11 +258,13 @@ class MeshesMixin:
         colours: list[str] | None = None,
         n: int | None = None,
         previews: bool = True,
-        actor: str = "",
+        actor: Actor | None = None,
     ) -> list[Design]:
         """N recoloured variants of a textured mesh, each a mesh design whose parent is that mesh."""
         from pipelines.mesh import export_glb
         from pipelines.mesh.colourways import colourway, parse_colour
+
+        actor = self.access.check(actor, "create")
 
         cards = self.colour_cards()
         with translate_errors():
@@ -310,10 +304,3 @@ def _reporter(on_progress):
 
     return report
 
-
-def _hunyuan_message(entry) -> str:
-    return (
-        f"{entry.repo_id} is not installed. WARNING: its licence ({entry.licence_line}) excludes the EU, UK and "
-        "South Korea and it is not a default; to opt in, install the hy3dgen package and its weights yourself "
-        "after checking your territory"
-    )

@@ -77,7 +77,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
             raise gr.Error(f"Face budget must be at least 4 faces, got {face_budget}.")
         mesh = studio.make_mesh(int(design_id), backend=backend, size_cm=float(size_cm), material=material,
                                 face_budget=int(face_budget), texture_size=int(texture_size),
-                                on_progress=progress_adapter(progress), actor=actor_of(request))
+                                on_progress=progress_adapter(progress), actor=actor_of(studio, request))
         thumb, gif = previews(mesh)
         p = mesh.params
         info = (f"design {mesh.id} · {p['backend']} · {p['faces']} faces · "
@@ -94,7 +94,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
     def on_colourways(mesh_id, palette, count, request: gr.Request):
         if mesh_id is None:
             raise gr.Error("Make a 3D mesh first.")
-        variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count), actor=actor_of(request))
+        variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count), actor=actor_of(studio, request))
         return [(previews(v)[0], f"{v.params['colourway']} {v.params['hex']}") for v in variants if previews(v)[0]]
 
     make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size],

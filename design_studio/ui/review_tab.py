@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..services import Studio
-from .common import user_errors
+from .common import actor_of, user_errors
 
 CPU = dict(concurrency_id="cpu", concurrency_limit=4)
 EMPTY_BOARD = ("**The review board is empty.** Designers put designs here with *Add to shortlist* "
@@ -156,7 +156,7 @@ def build_review_tab(studio: Studio) -> ReviewTab:
     def on_decide(design_id, choice, text, request: gr.Request):
         if design_id is None:
             raise gr.Error("Choose a design waiting for review.")
-        made = studio.decide(int(design_id), choice, text, actor=getattr(request, "username", None))
+        made = studio.decide(int(design_id), choice, text, actor=actor_of(studio, request))
         return f"Recorded: design #{made.design_id} **{made.action.replace('_', ' ')}** by {made.actor}."
 
     def after_decide(st):
