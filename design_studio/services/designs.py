@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,16 +82,39 @@ class DesignWriter:
     """Given settings, the store and the access policy; owns the signing keys and the ledger."""
 
     def __init__(self, settings: Settings, store: Store, access: AccessPolicy):
-        from brand_guard.ledger import Ledger, create_tables
-        from brand_guard.provenance import StudioKeys
+        from brand_guard.ledger import create_tables
 
         self.settings = settings
         self.store = store
         self.access = access
-        self.keys = StudioKeys.load_or_create(settings.key_dir)
-        create_tables(store.engine)  # migration 6 made them; a no-op then
-        self.ledger = Ledger(store.engine, self.keys, settings.data_dir / LEDGER_HEAD)
         self.pending = settings.data_dir / PENDING_DIR
+        create_tables(store.engine)  # migration 6 made them; a no-op then
+        # The key is read (or made, in settings.key_dir) on first signature, not when a command that
+        # signs nothing (``studio users``) opens the studio.
+        self._lock = threading.Lock()
+        self._keys = None
+        self._ledger = None
+
+    @property
+    def keys(self):
+        """The studio's Ed25519 signing key."""
+        with self._lock:
+            if self._keys is None:
+                from brand_guard.provenance import StudioKeys
+
+                self._keys = StudioKeys.load_or_create(self.settings.key_dir)
+            return self._keys
+
+    @property
+    def ledger(self):
+        """The hash-chained decision ledger in the studio database; its signed head sits in the data dir."""
+        keys = self.keys
+        with self._lock:
+            if self._ledger is None:
+                from brand_guard.ledger import Ledger
+
+                self._ledger = Ledger(self.store.engine, keys, self.settings.data_dir / LEDGER_HEAD)
+            return self._ledger
 
     # ------------------------------------------------------------------ creating designs
     def new_uid(self) -> str:

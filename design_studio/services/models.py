@@ -50,6 +50,11 @@ class ModelCache:
     def status(self) -> list[catalog.ModelStatus]:
         return catalog.status(self.settings.profile, self.settings.resolved_models_dir)
 
+    def share(self, other: "ModelCache") -> None:
+        """Use the models ``other`` has already loaded (same process; e.g. several studios on one machine)."""
+        with self.lock:
+            self._models = other._models
+
     def loaded(self, role: str):
         """The model of ``role`` when it is already loaded, else None (never loads)."""
         return self._models.get((self.settings.profile, role))

@@ -41,8 +41,6 @@ class Studio:
         self.production = ProductionService(self.store, self.designs, self.access)
         self.batch = BatchService(self.settings, self.store, self.models, self.concepts, self.meshes, self.access)
         self.jobs = JobBoard()
-        self.keys = self.designs.keys
-        self.ledger = self.designs.ledger
 
 
 #: Public methods of the services, reachable on ``Studio`` under the same name.
@@ -64,7 +62,8 @@ FORWARDED: dict[str, tuple[str, ...]] = {
     "designs": ("style_context",),
 }
 #: Read-only values of the services, reachable on ``Studio`` under the same name.
-FORWARDED_PROPERTIES: dict[str, tuple[str, ...]] = {"models": ("device", "defaults", "mesh_defaults")}
+FORWARDED_PROPERTIES: dict[str, tuple[str, ...]] = {"models": ("device", "defaults", "mesh_defaults"),
+                                                    "designs": ("keys", "ledger")}
 
 
 def _forward(service: str, name: str, target: str):
