@@ -163,4 +163,4 @@ def test_bad_inputs_are_refused_before_any_work(studio, tmp_path, kwargs, messag
     with pytest.raises(StudioError, match=message):
         studio.generate_concepts("a bag", n=1, seed=1, **kwargs)
     assert studio.store.designs() == [] and snapshot_files(studio.settings.data_dir / "files") == before
-    assert ("tiny", "concept") not in studio._models  # refused before the model was even loaded
+    assert studio.models.loaded("concept") is None  # refused before the model was even loaded

@@ -14,8 +14,6 @@ from ..errors import InvalidRequest, ModelMissing
 from ..settings import Settings
 from .base import translate_errors
 
-#: Catalogue roles of the 3D path (image -> mesh, text -> mesh, background removal).
-MESH_ROLES = ("segmentation", "lrm", "shap-e", "shap-e-text", "hunyuan3d")
 
 
 class ModelCache:
