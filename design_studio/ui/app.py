@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import inspect
 import shutil
+import threading
 
 import gradio as gr
 
@@ -81,7 +82,8 @@ def refuse_ended_sessions(demo: gr.Blocks, studio: Studio) -> None:
     def check() -> None:
         username = getattr(LocalContext.request.get(None), "username", None)
         if username and studio.store.user(username) is None:
-            end_sessions(username)
+            # The tokens go a moment later: this refusal must still reach the session's open stream.
+            threading.Timer(1.0, end_sessions, (username, demo)).start()
             raise gr.Error(f"account {username!r} no longer exists; this session has ended, sign in again")
 
     for block_fn in demo.fns.values():

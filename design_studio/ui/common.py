@@ -44,11 +44,12 @@ def optional_int(value) -> int | None:
     return int(number)
 
 
-def end_sessions(username: str) -> int:
-    """Drop every Gradio sign-in token of ``username`` (the file routes then refuse it too); returns how many."""
+def end_sessions(username: str, blocks=None) -> int:
+    """Drop every Gradio sign-in token of ``username`` (the file routes then refuse it too); returns how many.
+    ``blocks``: the app (default: the one serving the current request)."""
     from gradio.context import LocalContext
 
-    blocks = LocalContext.blocks.get(None)
+    blocks = blocks if blocks is not None else LocalContext.blocks.get(None)
     app = getattr(blocks, "server_app", None)
     tokens = getattr(app, "tokens", None)
     if not tokens:
