@@ -89,8 +89,8 @@ def test_train_lora_from_the_vault_leaves_no_plaintext_and_changes_outputs(studi
     assert abs(after - before).max() > 1e-3
 
     # and the studio generates with it by name: recorded in the design and its signed provenance
-    plain = studio.generate_concepts("a heritage design", n=1, seed=5)[0]
-    styled = studio.generate_concepts("a heritage design", n=1, seed=5, adapters=["heritage-v1:1.0"])[0]
+    plain = studio.generate_concepts("a heritage design", n=1, seed=5, actor=as_user(studio, "ana"))[0]
+    styled = studio.generate_concepts("a heritage design", n=1, seed=5, adapters=["heritage-v1:1.0"], actor=as_user(studio, "ana"))[0]
     import hashlib as _h
 
     assert styled.params["adapters"] == [{"name": "heritage-v1", "weight": 1.0,

@@ -176,7 +176,7 @@ def test_a_batch_from_the_batch_tab_records_the_signed_in_creative_director(app,
                                            project="CD batch")) + "\n" for i in range(2)))
     cleo = client(url, "cleo")
     cleo.predict(handle_file(str(job)), False, api_name="/batch_start")
-    made = [d for d in studio.store.designs(limit=10_000) if (d.params or {}).get("batch_file") == job.name]
+    made = studio.history(project="CD batch")
     assert len(made) == 2 and {d.created_by for d in made} == {"cleo"}
     events = [studio.ledger.events(subject_type="design", subject_id=str(d.id), event="design_created")[0]
               for d in made]
