@@ -184,8 +184,10 @@ class DesignWriter:
         import hashlib
 
         self.pending.mkdir(parents=True, exist_ok=True)
-        entries = [{"uid": uid, "file": f"{hashlib.sha256(data).hexdigest()[:2]}/{hashlib.sha256(data).hexdigest()}{suffix}"}
-                   for uid, data, suffix in files]
+        entries = []
+        for uid, data, suffix in files:
+            digest = hashlib.sha256(data).hexdigest()
+            entries.append({"uid": uid, "file": f"{digest[:2]}/{digest}{suffix}"})  # FileStore.put's path
         path = self.pending / f"{os.getpid()}-{uuid.uuid4().hex}.json"
         atomic_write(path, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "files": entries}).encode())
         return path
@@ -245,7 +247,10 @@ class DesignWriter:
         return self.append(event, actor, "design", str(design.id), ctx.payload(uid=design.uid, **payload))
 
     def append(self, event: str, actor: Actor, subject_type: str, subject_id: str, payload: dict, work=None):
-        """One ledger event by a checked actor; ``work(conn)`` (rows) commits in the same transaction."""
+        """One ledger event by an actor the caller has checked; ``work(conn)`` (rows) commits in the same
+        transaction."""
+        actor = self.access.current(actor)  # still the account it was, with its role as it stands now
+
         def locked(conn):
             result = work(conn) if work is not None else None
             return result, [(event, actor.name, actor.role, subject_type, subject_id, payload)]

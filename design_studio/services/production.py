@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..access import AccessPolicy, Actor
 from ..errors import InvalidRequest, NotFound
-from ..store import Store, transaction
+from ..store import Store
 from ..store.governance_tables import Baseline, Sample
 from .designs import DesignWriter, StyleContext
 

@@ -3,8 +3,6 @@ designs against it, and private LoRA training on its collections."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 from ..access import AccessPolicy, Actor
 from ..errors import InvalidRequest, NotFound, StudioError
 from ..settings import Settings
@@ -195,9 +193,3 @@ class VaultService:
         vault.add_blob(name, result.safetensors_bytes, kind="adapter", actor=actor.name)
         return result
 
-
-def verify_path(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidRequest(f"file {str(path)!r} does not exist")
-    return path
