@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .canonical import canonical_bytes, canonical_json, sha256_hex
+from .csvsafe import restore_cell, write_rows
 from .errors import LedgerBusy, LedgerError, PermissionDenied
 from .fsutil import atomic_write_bytes
 from .provenance import StudioKeys, verify_signature
@@ -310,7 +311,7 @@ class Ledger:
     def _write_head(self, count: int, last_hash: str) -> None:
         body = {"format": HEAD_FORMAT, "count": count, "last_hash": last_hash, "public_key": self.keys.public_key_b64}
         body["signature"] = self.keys.sign(canonical_bytes({k: v for k, v in body.items() if k != "public_key"}))
-        atomic_write_bytes(self.head_path, canonical_bytes(body), mode=0o644)
+        atomic_write_bytes(self.head_path, canonical_bytes(body), mode=0o600)
 
     def _read_head(self) -> dict | None:
         if not self.head_path.exists():
@@ -396,16 +397,15 @@ CSV_FIELDS = ["seq", "event", "actor", "role", "subject_type", "subject_id", "pa
 
 
 def _write_csv(handle: TextIO, entries: Iterable[LedgerEntry]) -> None:
-    writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for e in entries:
-        writer.writerow({**e.to_dict(), "payload": canonical_json(e.payload)})
+    """Cells that a spreadsheet would run as formulas are quoted (``csvsafe``); ``import_csv`` undoes it."""
+    write_rows(handle, CSV_FIELDS, ({**e.to_dict(), "payload": canonical_json(e.payload)} for e in entries))
 
 
 def import_csv(path_or_file: Path | str | TextIO) -> list[LedgerEntry]:
     """Read an `export_csv` file back and check its chain; raise LedgerError naming the first bad line."""
     if isinstance(path_or_file, (str, Path)):
-        handle: TextIO = io.StringIO(Path(path_or_file).read_text("utf-8"))
+        with open(path_or_file, encoding="utf-8", newline="") as source:  # keep CR inside cells
+            handle: TextIO = io.StringIO(source.read(), newline="")
     else:
         handle = path_or_file
     reader = csv.DictReader(handle)
@@ -413,6 +413,7 @@ def import_csv(path_or_file: Path | str | TextIO) -> list[LedgerEntry]:
         raise LedgerError(f"ledger CSV header {reader.fieldnames}; expected {CSV_FIELDS}")
     entries: list[LedgerEntry] = []
     for line_no, row in enumerate(reader, start=2):
+        row = {key: restore_cell(value) if isinstance(value, str) else value for key, value in row.items()}
         try:
             entries.append(LedgerEntry(**{**row, "seq": int(row["seq"]), "payload": json.loads(row["payload"])}))
         except (ValueError, TypeError) as exc:

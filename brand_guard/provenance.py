@@ -1,11 +1,10 @@
-"""Provenance on every output: PNG text chunks, glTF `asset.extras`, an invisible dwtDct watermark,
-and an Ed25519-signed manifest beside the file; `verify_file` says valid / tampered / unknown."""
+"""Provenance on every output: PNG text chunks, glTF `asset.extras`, a crop-proof watermark on PNGs and GLB
+textures, and an Ed25519-signed manifest beside the file; `verify_file` says valid / tampered / unknown."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from PIL import Image, PngImagePlugin
 
+from . import watermark
 from .canonical import canonical_bytes, canonical_json, sha256_hex
 from .errors import InsecureKeyFile, ProvenanceError
 from .fsutil import atomic_write_bytes
@@ -35,11 +35,8 @@ GLB_EXTRAS_KEY = "studio_provenance"
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = "studio-manifest/1"
 PRIVATE_KEY_FILE = "studio_ed25519.pem"
-WATERMARK_MIN_SIDE = 256
-WATERMARK_BITS = 48  # 32-bit design-id hash + 16-bit check, so detection can say "none"
-# Luma only: JPEG subsamples chroma, which erases imwatermark's default U-channel mark (measured: 0 %
-# survival at q=75 in U, 100 % in Y at scale 24, PSNR about 33 dB on textured 512² images).
-WATERMARK_SCALES = [24, 0, 0]
+WATERMARK_MIN_SIDE = watermark.MIN_SIDE
+WATERMARK_SCHEME = "tiled-spread-spectrum/1"
 
 
 # --------------------------------------------------------------------------- record
@@ -171,117 +168,26 @@ def pixel_sha256(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
-_EMBED_CLASS: Any = None
-
-
-def _embed_max_dct() -> Any:
-    """imwatermark's dwtDct embedder, loaded from its file: the package `__init__` imports torch (for
-    rivaGan), which brand_guard must not pull in."""
-    global _EMBED_CLASS
-    if _EMBED_CLASS is None:
-        spec = importlib.util.find_spec("imwatermark")
-        if spec is None or not spec.submodule_search_locations:
-            raise ProvenanceError("the package invisible-watermark (imwatermark) is not installed; pip install invisible-watermark")
-        path = Path(list(spec.submodule_search_locations)[0]) / "maxDct.py"
-        mod_spec = importlib.util.spec_from_file_location("brand_guard._imwatermark_maxdct", path)
-        module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
-        mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
-        _EMBED_CLASS = module.EmbedMaxDct
-    return _EMBED_CLASS
-
-
 def watermark_payload(design_id: str) -> str:
     """The 32-bit id (8 hex characters) that the watermark of `design_id` carries."""
-    return hashlib.sha256(design_id.encode("utf-8")).hexdigest()[:8]
-
-
-def _payload_bits(design_id: str) -> list[int]:
-    ident = bytes.fromhex(watermark_payload(design_id))
-    check = hashlib.sha256(b"studio-wm" + ident).digest()[:2]
-    return [int(b) for b in np.unpackbits(np.frombuffer(ident + check, dtype=np.uint8))]
-
-
-def _to_bgr(image: Image.Image) -> np.ndarray:
-    rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    return watermark.payload_for(design_id)
 
 
 def embed_watermark(image: Image.Image, design_id: str) -> tuple[Image.Image, str | None]:
     """Return (watermarked image, None) or (the image unchanged, reason it was skipped)."""
     if min(image.size) < WATERMARK_MIN_SIDE:
         return image, f"image {image.width}x{image.height} is smaller than {WATERMARK_MIN_SIDE} px on a side"
-    embed = _embed_max_dct()(watermarks=_payload_bits(design_id), wmLen=WATERMARK_BITS, scales=list(WATERMARK_SCALES))
-    bgr = embed.encode(_to_bgr(image))
-    rgb = np.clip(np.rint(bgr[:, :, ::-1]), 0, 255).astype(np.uint8)
-    out = Image.fromarray(rgb, "RGB")
-    if image.mode == "RGBA":
-        out.putalpha(image.getchannel("A"))
-    return out, None
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGB")
+    return watermark.embed(image, design_id), None
 
 
-def _watermark_scores(image: Image.Image) -> np.ndarray:
-    """Mean soft score (0..1) per payload bit, read the way imwatermark's dwtDct decoder reads it."""
-    import cv2  # imported late: only watermark reading needs OpenCV
-    import pywt
-
-    embed = _embed_max_dct()(watermarks=[], wmLen=WATERMARK_BITS, scales=list(WATERMARK_SCALES))
-    bgr = _to_bgr(image)
-    rows, cols = bgr.shape[:2]
-    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)
-    scores: list[list[float]] = [[] for _ in range(WATERMARK_BITS)]
-    for channel, scale in enumerate(embed._scales[:2]):
-        if scale <= 0:
-            continue
-        ca1, _ = pywt.dwt2(yuv[: rows // 4 * 4, : cols // 4 * 4, channel], "haar")
-        scores = embed.decode_frame(ca1, scale, scores)
-    return np.array([np.mean(s) if s else 0.5 for s in scores], dtype=np.float64)
-
-
-def _check_ok(bits: np.ndarray) -> str | None:
-    data = np.packbits(bits.astype(np.uint8)).tobytes()
-    ident, check = data[:4], data[4:6]
-    return ident.hex() if hashlib.sha256(b"studio-wm" + ident).digest()[:2] == check else None
-
-
-RESCALE_FACTORS = (2.0, 4 / 3, 1.25, 1.5)  # undo common downscales (50 %, 75 %, 80 %, 67 %)
-
-
-def _decode_soft(image: Image.Image, max_flips: int) -> str | None:
-    scores = _watermark_scores(image)
-    bits = scores > 0.5
-    weakest = np.argsort(np.abs(scores - 0.5))[:max_flips]
-    for mask in range(2 ** len(weakest)):
-        trial = bits.copy()
-        for k, pos in enumerate(weakest):
-            if mask >> k & 1:
-                trial[pos] = ~trial[pos]
-        found = _check_ok(trial)
-        if found:
-            return found
-    return None
-
-
-def detect_watermark(image: Image.Image, max_flips: int = 4, rescale: bool = True) -> str | None:
+def detect_watermark(image: Image.Image) -> str | None:
     """The 32-bit design-id hash (8 hex) carried by the watermark, or None when none is found.
 
-    Soft decoding: the `max_flips` least certain bits are also tried flipped (2**max_flips candidates
-    against a 16-bit check). With `rescale`, a failed read is retried after a nearest-neighbour
-    upscale by each of RESCALE_FACTORS (2 flips each), which restores the block grid of a downscaled
-    copy. False-positive rate on an unmarked image: about (16 + 4 * 4) / 65536, i.e. 0.05 %."""
-    if min(image.size) >= WATERMARK_MIN_SIDE:
-        found = _decode_soft(image, max_flips)
-        if found or not rescale:
-            return found
-    if not rescale:
-        return None
-    for factor in RESCALE_FACTORS:
-        size = (round(image.width * factor), round(image.height * factor))
-        if min(size) < WATERMARK_MIN_SIDE:
-            continue
-        found = _decode_soft(image.resize(size, Image.NEAREST), min(max_flips, 2))
-        if found:
-            return found
-    return None
+    The reader searches scale and offset, so crops, resizes and re-encodings of a marked output are
+    still read (see `brand_guard.watermark`)."""
+    return watermark.detect(image)
 
 
 def watermark_survival(
@@ -310,7 +216,7 @@ def stamp_png(image: Image.Image, record: ProvenanceRecord, keys: StudioKeys, wa
     wm_info: dict[str, Any]
     if watermark:
         image, skipped = embed_watermark(image, record.design_id)
-        wm_info = {"scheme": "dwtDct-Y", "bits": WATERMARK_BITS, "payload": watermark_payload(record.design_id)}
+        wm_info = {"scheme": WATERMARK_SCHEME, "payload": watermark_payload(record.design_id)}
         if skipped:
             wm_info = {"scheme": None, "skipped": skipped}
     else:
@@ -385,9 +291,71 @@ def _build_glb(gltf: dict, rest: list[tuple[int, bytes]]) -> bytes:
     return struct.pack("<4sII", _GLB_MAGIC, 2, 12 + len(payload)) + payload
 
 
-def stamp_glb(glb_bytes: bytes, record: ProvenanceRecord) -> bytes:
-    """GLB bytes with `record` in the glTF `asset.extras.studio_provenance`; other chunks untouched."""
+def glb_images(glb_bytes: bytes) -> list[tuple[int, bytes]]:
+    """(image index, encoded bytes) of every image stored inside a GLB's binary chunk."""
     gltf, rest = _parse_glb(glb_bytes)
+    binary = next((chunk for kind, chunk in rest if kind == _CHUNK_BIN), b"")
+    views = gltf.get("bufferViews", [])
+    found = []
+    for index, image in enumerate(gltf.get("images", [])):
+        view = image.get("bufferView")
+        if isinstance(view, int) and 0 <= view < len(views):
+            start = int(views[view].get("byteOffset", 0))
+            found.append((index, binary[start : start + int(views[view]["byteLength"])]))
+    return found
+
+
+def _mark_glb_textures(gltf: dict, rest: list[tuple[int, bytes]], design_id: str) -> list[tuple[int, bytes]]:
+    """Watermark every embedded texture large enough to carry the mark; re-pack the binary chunk."""
+    bin_index = next((i for i, (kind, _) in enumerate(rest) if kind == _CHUNK_BIN), None)
+    views = gltf.get("bufferViews", [])
+    if bin_index is None or not views or any(v.get("buffer", 0) != 0 for v in views) or len(gltf.get("buffers", [])) != 1:
+        return rest
+    binary = rest[bin_index][1]
+    blobs = [binary[int(v.get("byteOffset", 0)) : int(v.get("byteOffset", 0)) + int(v["byteLength"])] for v in views]
+    changed = False
+    for image in gltf.get("images", []):
+        view = image.get("bufferView")
+        if not isinstance(view, int) or not 0 <= view < len(views):
+            continue
+        try:
+            with Image.open(io.BytesIO(blobs[view])) as texture:
+                texture.load()
+                fmt = texture.format
+                texture = texture.copy()
+        except OSError:
+            continue
+        marked, skipped = embed_watermark(texture, design_id)
+        if skipped:
+            continue
+        buf = io.BytesIO()
+        if fmt == "JPEG":
+            marked.convert("RGB").save(buf, format="JPEG", quality=95)
+        else:
+            marked.save(buf, format="PNG")
+        blobs[view] = buf.getvalue()
+        changed = True
+    if not changed:
+        return rest
+    packed = bytearray()
+    for view, blob in zip(views, blobs):
+        packed += b"\x00" * (-len(packed) % 8)  # keeps every accessor's component alignment
+        view["byteOffset"] = len(packed)
+        view["byteLength"] = len(blob)
+        packed += blob
+    packed += b"\x00" * (-len(packed) % 4)
+    gltf["buffers"][0]["byteLength"] = len(packed)
+    rest = list(rest)
+    rest[bin_index] = (_CHUNK_BIN, bytes(packed))
+    return rest
+
+
+def stamp_glb(glb_bytes: bytes, record: ProvenanceRecord, watermark: bool = True) -> bytes:
+    """GLB bytes with `record` in the glTF `asset.extras.studio_provenance` and, with `watermark`, the
+    design's mark in every embedded texture of at least WATERMARK_MIN_SIDE pixels a side."""
+    gltf, rest = _parse_glb(glb_bytes)
+    if watermark:
+        rest = _mark_glb_textures(gltf, rest, record.design_id)
     asset = gltf.setdefault("asset", {"version": "2.0"})
     extras = asset.get("extras")
     if not isinstance(extras, dict):

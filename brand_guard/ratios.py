@@ -25,6 +25,7 @@ from typing import Any, Iterable, Sequence, TextIO
 
 import numpy as np
 
+from .csvsafe import write_rows
 from .errors import RatiosError
 
 SAMPLES_BAND = (-0.30, -0.20)
@@ -272,10 +273,7 @@ def report(
         return json.dumps(rows, indent=1, sort_keys=False, ensure_ascii=False)
     if format == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+        write_rows(buf, columns, ({k: _cell(v) for k, v in row.items()} for row in rows))
         return buf.getvalue()
     if format == "html":
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)

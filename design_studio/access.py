@@ -37,6 +37,7 @@ _DECIDERS = frozenset({"creative_director", "admin"})
 #: What each role may do. The one table every service consults (through ``AccessPolicy.check``).
 ACTIONS: dict[str, frozenset[str]] = {
     "view": _EVERYONE,
+    "trace": _EVERYONE,                       # which design a leaked copy comes from (read-only)
     "create": _EVERYONE,                      # generate, import, 3D, colourways, batch runs, projects
     "shortlist": frozenset({"designer", "creative_director", "admin"}),
     "decide": frozenset({"creative_director"}),  # approve, reject, request changes

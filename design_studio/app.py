@@ -58,8 +58,25 @@ def blocked_paths(settings: Settings) -> list[str]:
     return [str(p) for p in paths]
 
 
+UPLOAD_RETENTION_S = 6 * 3600  # uploads and outputs in Gradio's cache older than this are removed
+UPLOAD_SWEEP_S = 600
+
+
+def max_request_bytes(settings: Settings) -> int:
+    """The most one upload request may send, all its files together."""
+    return (settings.max_request_mb or 2 * settings.max_upload_mb) * 1024 * 1024
+
+
 def launch_options(settings: Settings, studio=None) -> dict:
-    """``demo.launch`` keyword arguments; with a studio that has accounts, sign-in is required."""
+    """``demo.launch`` keyword arguments; with a studio that has accounts, sign-in is required.
+
+    Sign-in tries are throttled per account and per client address (``throttle``); an upload request
+    is limited in total, not only per file (``web_guard``).
+    """
+    from starlette.middleware import Middleware
+
+    from .throttle import ClientAddressMiddleware, LoginThrottle, guard_login
+    from .web_guard import UploadLimitMiddleware
     options = dict(
         server_name=settings.host,
         server_port=settings.port,
@@ -71,9 +88,11 @@ def launch_options(settings: Settings, studio=None) -> dict:
         blocked_paths=blocked_paths(settings),
         css_paths=[str(REPO_ROOT / "assets" / "ui" / "studio.css")],
         footer_links=["api"],
+        app_kwargs={"middleware": [Middleware(ClientAddressMiddleware),
+                                   Middleware(UploadLimitMiddleware, limit_bytes=max_request_bytes(settings))]},
     )
     if studio is not None and studio.accounts_enabled():
-        options["auth"] = studio.authenticate
+        options["auth"] = guard_login(studio.access.authenticate, LoginThrottle())
         options["auth_message"] = "Design Studio — sign in with the account your studio admin gave you."
     return options
 
@@ -111,6 +130,7 @@ def start(settings: Settings, *, max_queue: int = QUEUE_MAX_SIZE, **overrides):
     studio, demo = create(settings)
     sessions_dir(settings).mkdir(parents=True, exist_ok=True)
     configure_queue(demo, max_size=max_queue)
+    demo.delete_cache = (UPLOAD_SWEEP_S, UPLOAD_RETENTION_S)
     demo.launch(**{**launch_options(settings, studio), **overrides})
     return studio, demo
 

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     max_side: int = 2048
     max_image_pixels: int = 4096 * 4096
     max_upload_mb: int = 20
+    max_request_mb: int | None = Field(default=None, description="all files of one upload request together; default: twice max_upload_mb")
 
     # Brand guard (governance): keys live outside the data dir; the vault holds the archive encrypted
     key_dir: Path = Field(default_factory=lambda: Path.home() / ".config" / "design-studio" / "keys",

@@ -1,7 +1,9 @@
 """Input preparation for image-to-3D: cut the object out of its background, centre it, pad it square.
 
-The mask comes from, in order: the image's own alpha channel, a threshold against a plain studio
-background (uniform border), or a transformers semantic-segmentation model (label 0 = background).
+The mask comes from the image's own alpha channel, else a threshold against a plain studio background
+(uniform border); otherwise the whole picture is kept. There is deliberately no segmentation model: the
+candidates seen so far inherit non-commercial licences (e.g. SegFormer fine-tunes of NVIDIA's MiT), so a
+photo on a busy background should be cut out (PNG with alpha) or shot on a plain backdrop.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .errors import InvalidInput
-from .hf import ProcessorModel
 
 #: Below this many pixels a side there is nothing to reconstruct.
 MIN_SIDE = 8
@@ -24,29 +25,12 @@ class PreparedImage:
     """An RGBA square image (object centred, background transparent) and how its mask was made."""
 
     image: Image.Image
-    mask_source: str  # alpha | threshold | model | none
+    mask_source: str  # alpha | threshold | none
     coverage: float  # share of the square covered by the object
 
     @property
     def mask(self) -> np.ndarray:
         return np.asarray(self.image.getchannel("A")) > 127
-
-
-class SegmentationModel(ProcessorModel):
-    """A transformers semantic-segmentation model whose label 0 is the background (SegFormer class)."""
-
-    auto_class = "AutoModelForSemanticSegmentation"
-
-    def foreground(self, image: Image.Image) -> np.ndarray:
-        """Boolean (H, W) mask of everything the model does not call background."""
-        import torch
-
-        rgb = image.convert("RGB")
-        inputs = self.processor(images=rgb, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
-            logits = self.model(**inputs).logits
-        logits = torch.nn.functional.interpolate(logits.float(), size=rgb.size[::-1], mode="bilinear", align_corners=False)
-        return (logits.argmax(1)[0] != 0).cpu().numpy()
 
 
 def _border(pixels: np.ndarray, width: int) -> np.ndarray:
@@ -69,8 +53,8 @@ def threshold_mask(image: Image.Image, *, tolerance: float = 28.0) -> np.ndarray
     return np.asarray(img) > 127
 
 
-def remove_background(image: Image.Image, segmenter: SegmentationModel | None = None) -> tuple[np.ndarray, str]:
-    """(mask, source): the object's pixels and which method found them."""
+def remove_background(image: Image.Image) -> tuple[np.ndarray, str]:
+    """(mask, source): the object's pixels and which method found them (alpha, threshold or none)."""
     if image.mode == "RGBA":
         alpha = np.asarray(image.getchannel("A"))
         if alpha.max() == 0:
@@ -80,17 +64,11 @@ def remove_background(image: Image.Image, segmenter: SegmentationModel | None = 
     mask = threshold_mask(image)
     if mask is not None and 0.005 < mask.mean() < 0.98:
         return mask, "threshold"
-    if segmenter is not None:
-        mask = segmenter.foreground(image)
-        # A model that finds nothing (or everything) has not found an object; keep the whole picture.
-        if 0.005 < mask.mean() < 0.995:
-            return mask, "model"
     return np.ones(image.size[::-1], dtype=bool), "none"
 
 
 def prepare_image(
     image: Image.Image,
-    segmenter: SegmentationModel | None = None,
     *,
     size: int | None = None,
     margin: float = 0.1,
@@ -103,7 +81,7 @@ def prepare_image(
     if not 0.0 <= margin < 0.5:
         raise InvalidInput(f"margin must be in [0, 0.5), got {margin!r}")
     # 2. Mask
-    mask, source = remove_background(image, segmenter)
+    mask, source = remove_background(image)
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         raise InvalidInput("no object was found in the image (the mask is empty)")

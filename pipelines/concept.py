@@ -214,6 +214,25 @@ class ConceptModel:
         self._pipes.pop("sketch", None)
 
     @property
+    def size_multiple(self) -> int:
+        """Width and height must be multiples of this: the VAE's downsampling, times 2 where the
+        latents are packed in 2x2 patches (FLUX)."""
+        vae = getattr(self.pipe, "vae", None)
+        factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 8
+        return factor * 2 if hasattr(self.pipe, "transformer") and hasattr(self.pipe, "_pack_latents") else factor
+
+    @property
+    def flow_matching(self) -> bool:
+        """True for rectified-flow models (FLUX): img2img there counts its steps differently."""
+        return type(self._default_scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+
+    def denoising_steps(self, steps: int, strength: float) -> int:
+        """How many steps an img2img run of ``steps`` at ``strength`` really makes (as diffusers counts)."""
+        if self.flow_matching:  # FluxImg2ImgPipeline rounds the skipped steps down
+            return steps - int(max(steps - steps * strength, 0))
+        return max(1, min(int(steps * strength), steps))
+
+    @property
     def sketch_backend(self) -> str:
         """'controlnet' when a sketch model is attached, else 'img2img' (the fallback)."""
         return "controlnet" if self.controlnet is not None else "img2img"
@@ -289,7 +308,13 @@ class ConceptModel:
 
         kwargs = {"num_inference_steps": req.steps, "guidance_scale": req.guidance, "output_type": "pil"}
         extra: dict = {"mode": req.mode}
-        if req.mode == "text" or (req.mode == "sketch" and self.controlnet is not None):
+        multiple = self.size_multiple
+        for label, value in (("width", req.width), ("height", req.height)):
+            if value % multiple:
+                raise InvalidInput(f"{label} {value} does not suit {self.name}: it needs a multiple of {multiple} "
+                                   f"(try {max(multiple, value // multiple * multiple)})")
+        if req.mode == "text" or (req.mode == "sketch" and self.controlnet is not None) or {"width", "height"} <= accepted:
+            # img2img pipelines that take a size (FLUX) would otherwise fall back to their default size
             kwargs.update(width=req.width, height=req.height)
         if req.mode == "img2img":
             kwargs.update(image=fit_into(req.image, req.width, req.height, fill=(255, 255, 255)), strength=req.strength)
@@ -306,12 +331,19 @@ class ConceptModel:
             paper = ImageOps.invert(req.image.convert("RGB"))
             # at least one denoising step, however few steps the draft preset asks for
             denoise = max(sketch_fallback_strength(req.strength), min(1.0, 1.0 / req.steps + 1e-6))
+            if self.flow_matching:
+                # a flow-matching img2img that runs every step starts from sigma 1, pure noise: the
+                # drawing would be ignored, so at least the first step is always skipped
+                if req.steps < 2:
+                    raise InvalidInput(f"sketch on {self.name} needs at least 2 steps (got {req.steps}): "
+                                       f"with one step the drawing would be replaced by noise")
+                denoise = min(denoise, round((req.steps - 1) / req.steps, 6))
             kwargs.update(image=fit_into(paper, req.width, req.height, fill=(255, 255, 255)), strength=denoise)
             extra.update(strength=req.strength, sketch_backend="img2img", img2img_strength=denoise)
         if req.negative_prompt and "negative_prompt" in accepted:
             kwargs["negative_prompt"] = req.negative_prompt
         if on_step is not None:
-            total = max(1, int(req.steps * kwargs["strength"])) if "strength" in kwargs else req.steps
+            total = self.denoising_steps(req.steps, kwargs["strength"]) if "strength" in kwargs else req.steps
 
             def callback(pipe, step, timestep, cb_kwargs):  # diffusers' callback_on_step_end
                 on_step(min(step + 1, total), total)

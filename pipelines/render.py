@@ -1,4 +1,5 @@
-"""Offscreen previews with pyrender: a studio-lit thumbnail and a turntable (GIF, or MP4 with imageio-ffmpeg).
+"""Offscreen previews with pyrender: a studio-lit thumbnail and a turntable (GIF, or MP4 with imageio-ffmpeg);
+and, with a small rasteriser of our own, the position / normal / depth maps multi-view texturing needs.
 
 EGL (Mesa in software on a CPU machine) is chosen before pyrender or OpenGL is imported, unless the
 caller already chose a platform through ``PYOPENGL_PLATFORM``.
@@ -9,6 +10,7 @@ import concurrent.futures
 import io
 import math
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -20,6 +22,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 BACKDROP = (0.96, 0.95, 0.93, 1.0)
 MAX_FRAMES = 360
 MAX_SIDE = 2048
+TURNTABLE_FPS = 12  # one frame rate for GIF and MP4, so both turn at the same speed
 
 
 # EGL contexts belong to the thread that made them, and pyrender's ``delete`` terminates the shared
@@ -127,7 +130,7 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def gif_bytes(frames: list[Image.Image], fps: int = 12) -> bytes:
+def gif_bytes(frames: list[Image.Image], fps: int = TURNTABLE_FPS) -> bytes:
     """An endlessly looping GIF; every frame is kept (no dedup) so N views give N frames."""
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps),
@@ -135,12 +138,228 @@ def gif_bytes(frames: list[Image.Image], fps: int = 12) -> bytes:
     return buffer.getvalue()
 
 
-def mp4_bytes(frames: list[Image.Image], fps: int = 24) -> bytes:
-    """H.264 MP4 through imageio-ffmpeg (optional dependency)."""
+def mp4_bytes(frames: list[Image.Image], fps: int = TURNTABLE_FPS) -> bytes:
+    """H.264 MP4 (yuv420p, fast start: plays in browsers and QuickTime) through imageio-ffmpeg's
+    bundled ffmpeg; odd frame sides are padded by one pixel of backdrop, as yuv420p needs even ones."""
     try:
-        import imageio.v3 as iio
-        import imageio_ffmpeg  # noqa: F401
+        import imageio_ffmpeg
     except ImportError:
         raise InvalidInput("MP4 turntables need the imageio-ffmpeg package; use GIF or install it") from None
-    arrays = np.stack([np.asarray(f.convert("RGB")) for f in frames])
-    return iio.imwrite("<bytes>", arrays, extension=".mp4", fps=fps)
+    import tempfile
+
+    if not frames:
+        raise InvalidInput("an MP4 turntable needs at least one frame, got none")
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 120:
+        raise InvalidInput(f"MP4 frame rate must be an integer between 1 and 120, got {fps!r}")
+    w, h = frames[0].size
+    even = (w + w % 2, h + h % 2)
+    backdrop = tuple(int(c * 255) for c in BACKDROP[:3])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "turntable.mp4")
+        writer = imageio_ffmpeg.write_frames(
+            path, even, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=8,
+            macro_block_size=1, ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
+        writer.send(None)  # start ffmpeg
+        try:
+            for frame in frames:
+                if frame.size != (w, h):
+                    raise InvalidInput(f"MP4 frames must all be {w}x{h}, got one of {frame.size[0]}x{frame.size[1]}")
+                canvas = Image.new("RGB", even, backdrop)
+                canvas.paste(frame.convert("RGB"), (0, 0))
+                writer.send(np.ascontiguousarray(np.asarray(canvas)))
+        finally:
+            writer.close()
+        with open(path, "rb") as fh:
+            return fh.read()
+
+
+# ----------------------------------------------------------------------------- geometry maps (multi-view texturing)
+# The six orthographic views MV-Adapter's geometry-guided SDXL adapter was trained on, in its frame
+# (z up, object inside the cube [-0.5, 0.5]^3): front, right, back, left at elevation 0, then top and
+# bottom. Cameras sit 1.8 from the centre and see the square [-0.55, 0.55]^2.
+MV_AZIMUTHS_DEG = (-90.0, 0.0, 90.0, 180.0, 90.0, 90.0)
+MV_ELEVATIONS_DEG = (0.0, 0.0, 0.0, 0.0, 89.99, -89.99)
+MV_VIEW_NAMES = ("front", "right", "back", "left", "top", "bottom")
+
+
+@dataclass(frozen=True)
+class OrthoView:
+    """An orthographic camera looking at the origin from (azimuth, elevation) in a z-up frame."""
+
+    azimuth_deg: float
+    elevation_deg: float
+    distance: float = 1.8
+    half_extent: float = 0.55
+
+    def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(eye, right, up, forward) unit vectors of the camera (OpenGL convention: it looks along forward)."""
+        az, el = math.radians(self.azimuth_deg), math.radians(self.elevation_deg)
+        eye = self.distance * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        forward = -eye / np.linalg.norm(eye)
+        right = np.cross(forward, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        up = np.cross(right, forward)
+        return eye, right, up / np.linalg.norm(up), forward
+
+    def project(self, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (x right, y down, texel centres at .5) and depth along the view of (N, 3) points."""
+        eye, right, up, forward = self.axes()
+        rel = np.asarray(points, dtype=np.float64) - eye
+        x, y, depth = rel @ right, rel @ up, rel @ forward
+        px = np.stack([(x / self.half_extent + 1.0) * 0.5 * size, (1.0 - y / self.half_extent) * 0.5 * size], -1)
+        return px, depth
+
+
+def mv_adapter_views() -> list[OrthoView]:
+    """MV-Adapter's six views in its order (front, right, back, left, top, bottom)."""
+    return [OrthoView(a, e) for a, e in zip(MV_AZIMUTHS_DEG, MV_ELEVATIONS_DEG)]
+
+
+@dataclass
+class ViewFrame:
+    """How a glTF-frame mesh (y up, front +z) maps into the views' frame: ``q = scale * R (p - centre)``."""
+
+    centre: np.ndarray
+    scale: float
+    # glTF (x, y, z) -> view frame (x, -z, y): up becomes +z and the front faces the first (front) camera.
+    rotation: np.ndarray = field(default_factory=lambda: np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]))
+
+    @classmethod
+    def fit(cls, vertices: np.ndarray, extent: float = 0.5) -> "ViewFrame":
+        """Centre the bounding box on the origin and scale so the largest |coordinate| is ``extent``."""
+        v = np.asarray(vertices, dtype=np.float64)
+        centre = (v.min(0) + v.max(0)) / 2
+        reach = float(np.abs(v - centre).max()) or 1.0
+        return cls(centre=centre, scale=extent / reach)
+
+    def points(self, p: np.ndarray) -> np.ndarray:
+        return self.scale * (np.asarray(p, dtype=np.float64) - self.centre) @ self.rotation.T
+
+    def directions(self, d: np.ndarray) -> np.ndarray:
+        return np.asarray(d, dtype=np.float64) @ self.rotation.T
+
+
+@dataclass
+class GeometryMaps:
+    """Per-view rasters: position (view frame, background 0), unit normal (background 0), depth (inf), face id (-1)."""
+
+    position: np.ndarray  # (V, H, W, 3) float32
+    normal: np.ndarray  # (V, H, W, 3) float32
+    depth: np.ndarray  # (V, H, W) float32
+    face: np.ndarray  # (V, H, W) int64
+    views: list
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.face >= 0
+
+    def control_images(self) -> np.ndarray:
+        """(V, 6, H, W) in [0, 1]: position + 0.5 then normal / 2 + 0.5 (MV-Adapter's encoding; background 0.5)."""
+        pos = np.clip(self.position + 0.5, 0, 1)
+        nrm = np.clip(self.normal * 0.5 + 0.5, 0, 1)
+        return np.concatenate([pos, nrm], -1).transpose(0, 3, 1, 2).astype(np.float32)
+
+    def images(self) -> tuple[list[Image.Image], list[Image.Image]]:
+        """The position and normal maps as RGB pictures (for looking at, and for the design's record)."""
+        c = (self.control_images() * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+        return [Image.fromarray(x[..., :3]) for x in c], [Image.fromarray(x[..., 3:]) for x in c]
+
+
+def stitched_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals with coincident vertices (split at UV seams) sharing one normal."""
+    v = np.asarray(vertices, dtype=np.float64)
+    _, inverse = np.unique(np.round(v, 7), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    tri = v[faces]
+    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 x area: area weighting
+    acc = np.zeros((inverse.max() + 1, 3))
+    for k in range(3):
+        np.add.at(acc, inverse[faces[:, k]], face_n)
+    n = acc[inverse]
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.where(length > 1e-20, n / np.maximum(length, 1e-20), np.array([0.0, 0.0, 1.0]))
+
+
+def rasterize(px: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int, *, chunk: int = 4_000_000):
+    """Z-buffered triangle coverage at pixel centres: (face id (H, W) with -1 for none, barycentrics (H, W, 3)).
+
+    A small CPU rasteriser of our own (numpy): each triangle's bounding box is enumerated, barycentric
+    coordinates decide coverage and the nearest depth wins through one ``minimum.at`` on a packed key.
+    """
+    size = int(size)
+    tri = px[faces]
+    lo = np.clip(np.ceil(tri.min(1) - 0.5), 0, size - 1).astype(np.int64)  # first pixel centre inside
+    hi = np.clip(np.floor(tri.max(1) - 0.5), 0, size - 1).astype(np.int64)  # last pixel centre inside
+    visible = (tri.max(1) >= 0).all(1) & (tri.min(1) <= size).all(1)
+    span = np.where(visible[:, None], np.maximum(hi - lo + 1, 0), 0)  # none between pixel centres
+    counts = span[:, 0] * span[:, 1]
+    d_lo, d_hi = float(depth.min()), float(depth.max())
+    levels = (1 << 31) - 1
+    best = np.full(size * size, np.iinfo(np.int64).max, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    first = 0
+    while first < len(faces):
+        last = max(int(np.searchsorted(starts, starts[first] + chunk, side="right")) - 1, first + 1)
+        sel = np.arange(first, min(last, len(faces)))
+        first = int(sel[-1]) + 1
+        c = counts[sel]
+        if c.sum() == 0:
+            continue
+        fi = np.repeat(sel, c)
+        offset = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+        x = lo[fi, 0] + offset % span[fi, 0]
+        y = lo[fi, 1] + offset // span[fi, 0]
+        w = _barycentric(tri[fi], np.stack([x + 0.5, y + 0.5], 1))
+        inside = (w >= -1e-7).all(1)
+        if not inside.any():
+            continue
+        fi, x, y, w = fi[inside], x[inside], y[inside], w[inside]
+        z = (depth[faces[fi]] * w).sum(1)
+        zq = np.clip((z - d_lo) / max(d_hi - d_lo, 1e-12) * levels, 0, levels).astype(np.int64)
+        np.minimum.at(best, y * size + x, (zq << 32) | fi)
+    hit = best != np.iinfo(np.int64).max
+    face = np.where(hit, best & 0xFFFFFFFF, -1).reshape(size, size)
+    bary = np.zeros((size * size, 3))
+    ys, xs = np.nonzero(face >= 0)
+    if len(ys):
+        bary[ys * size + xs] = _barycentric(tri[face[ys, xs]], np.stack([xs + 0.5, ys + 0.5], 1))
+    return face, bary.reshape(size, size, 3)
+
+
+def _barycentric(tri: np.ndarray, p: np.ndarray) -> np.ndarray:
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    v0, v1, v2 = b - a, c - a, p - a
+    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+    ok = np.abs(den) > 1e-12
+    den = np.where(ok, den, 1.0)
+    l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
+    l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
+    w = np.stack([1.0 - l1 - l2, l1, l2], 1)
+    return np.where(ok[:, None], w, -1.0)
+
+
+def render_geometry_maps(vertices: np.ndarray, faces: np.ndarray, views: list[OrthoView], size: int) -> GeometryMaps:
+    """Position, normal and depth maps of a mesh already in the views' frame (see ``ViewFrame``)."""
+    if not 8 <= int(size) <= MAX_SIDE:
+        raise InvalidInput(f"geometry map size must be between 8 and {MAX_SIDE} pixels, got {size}")
+    faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) == 0:
+        raise InvalidInput("cannot render geometry maps of an empty mesh")
+    v = np.asarray(vertices, dtype=np.float64)
+    normals = stitched_vertex_normals(v, faces)
+    out = {k: [] for k in ("position", "normal", "depth", "face")}
+    for view in views:
+        px, depth = view.project(v, size)
+        face, bary = rasterize(px, depth, faces, size)
+        hit = face >= 0
+        f = np.where(hit, face, 0)
+        corners = faces[f]  # (H, W, 3)
+        pos = (v[corners] * bary[..., None]).sum(2)
+        nrm = (normals[corners] * bary[..., None]).sum(2)
+        nrm /= np.maximum(np.linalg.norm(nrm, axis=-1, keepdims=True), 1e-12)
+        dep = (depth[corners] * bary).sum(2)
+        out["position"].append(np.where(hit[..., None], pos, 0.0).astype(np.float32))
+        out["normal"].append(np.where(hit[..., None], nrm, 0.0).astype(np.float32))
+        out["depth"].append(np.where(hit, dep, np.inf).astype(np.float32))
+        out["face"].append(face)
+    return GeometryMaps(**{k: np.stack(x) for k, x in out.items()}, views=list(views))

@@ -231,28 +231,6 @@ def tiny_lora(directory: Path, name: str, seed: int = 0, rank: int = 4, scale: f
 TINY_MESH_VERSION = "1"
 
 
-def tiny_segmentation_model(seed: int = 0):
-    """A two-label SegFormer (0 = background) and its PIL image processor."""
-    import torch
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-
-    try:
-        from transformers import SegformerImageProcessorPil as SegformerImageProcessor
-    except ImportError:  # older transformers
-        from transformers import SegformerImageProcessor
-
-    config = SegformerConfig(
-        num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
-        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2],
-        decoder_hidden_size=16, num_labels=2, id2label={0: "background", 1: "object"},
-        label2id={"background": 0, "object": 1},
-    )
-    torch.manual_seed(seed)
-    model = SegformerForSemanticSegmentation(config).eval()
-    processor = SegformerImageProcessor(size={"height": 64, "width": 64}, do_reduce_labels=False)
-    return model, processor
-
-
 def _shap_e_prior(embedding_dim: int, proj_dim: int, seed: int):
     import torch
     from diffusers import PriorTransformer
@@ -399,25 +377,21 @@ def tiny_lrm(seed: int = 0):
 
 
 def materialize_tiny_mesh_models(root: Path, seed: int = 0) -> dict[str, Path]:
-    """Write the 3D twins under ``root`` (once): segmentation, LRM, Shap-E text and image pipelines."""
+    """Write the 3D twins under ``root`` (once): LRM, Shap-E text and image, TripoSG and its scribble variant."""
     root = Path(root)
     out = {
-        "segmentation": root / "tiny-segformer",
         "lrm": root / "tiny-lrm",
         "shap-e": root / "tiny-shap-e-img2img",
         "shap-e-text": root / "tiny-shap-e",
+        "triposg": root / "tiny-triposg",
+        "triposg-scribble": root / "tiny-triposg-scribble",
     }
     stamp = json.dumps({"version": TINY_MESH_VERSION, "seed": seed})
 
-    def ready(path: Path) -> bool:
+    def ready(path: Path, expected: str = stamp) -> bool:
         marker = path / ".tiny-ready"
-        return marker.exists() and marker.read_text() == stamp
+        return marker.exists() and marker.read_text() == expected
 
-    if not ready(out["segmentation"]):
-        model, processor = tiny_segmentation_model(seed)
-        model.save_pretrained(out["segmentation"], safe_serialization=True)
-        processor.save_pretrained(out["segmentation"])
-        (out["segmentation"] / ".tiny-ready").write_text(stamp)
     if not ready(out["lrm"]):
         tiny_lrm(seed).save(out["lrm"])
         (out["lrm"] / ".tiny-ready").write_text(stamp)
@@ -431,4 +405,12 @@ def materialize_tiny_mesh_models(root: Path, seed: int = 0) -> dict[str, Path]:
         (out["shap-e"] / ".tiny-ready").write_text(stamp)
         ShapEPipeline(**tiny_shap_e_components(seed)).save_pretrained(out["shap-e-text"], safe_serialization=True)
         (out["shap-e-text"] / ".tiny-ready").write_text(stamp)
+    from .twins.triposg import TWIN_VERSION, build_triposg_scribble_twin, build_triposg_twin
+
+    twin_stamp = json.dumps({"version": TINY_MESH_VERSION, "triposg": TWIN_VERSION, "seed": seed})
+    if not ready(out["triposg"], twin_stamp) or not ready(out["triposg-scribble"], twin_stamp):
+        build_triposg_twin(out["triposg"], seed)
+        (out["triposg"] / ".tiny-ready").write_text(twin_stamp)
+        build_triposg_scribble_twin(out["triposg-scribble"], seed)
+        (out["triposg-scribble"] / ".tiny-ready").write_text(twin_stamp)
     return out

@@ -148,3 +148,18 @@ def join_raw(url, api_name, data):
         assert login(c, url, "ada").status_code == 200
         return c.post(url + "gradio_api/queue/join", json={
             "data": data, "fn_index": fn_index, "session_hash": "rawclient1", "event_data": None, "trigger_id": None})
+
+
+def test_trace_a_cropped_copy_through_the_api(app, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    studio, url = app
+    design = studio.generate_concepts("a woven raffia tote", n=1, seed=4, width=512, height=512, actor="ann")[0]
+    with Image.open(studio.store.file_path(design)) as im:
+        im.convert("RGB").crop((40, 30, 470, 480)).save(tmp_path / "found-online.jpg", quality=70)
+    card = client(url, "cleo").predict(handle_file(str(tmp_path / "found-online.jpg")), api_name="/trace")
+    assert f"Design #{design.id}" in card and "Made by** ann" in card and "the signed record verifies" in card
+    Image.new("RGB", (300, 300), "white").save(tmp_path / "blank.png")
+    card = client(url, "cleo").predict(handle_file(str(tmp_path / "blank.png")), api_name="/trace")
+    assert "No mark found" in card

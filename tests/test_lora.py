@@ -34,8 +34,8 @@ def image_files_matching(root: Path, digests: set[str], since: float | None = No
             with Image.open(path) as im:
                 if pixel_digest(im) in digests:
                     found.append(path)
-        except (OSError, ValueError):
-            continue  # files of other processes that vanish or are not images
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # files of other processes that vanish, are not images or are oversized test inputs
     return found
 
 

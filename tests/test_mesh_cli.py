@@ -23,10 +23,10 @@ def test_list_backends_one_a_line_name_first(tmp_path, models_dir):
     proc = run_studio("mesh", "--list-backends", data_dir=tmp_path / "data", models_dir=models_dir)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert [line.split("\t")[0] for line in lines] == ["depth-relief", "lrm", "shap-e", "hunyuan3d-2"]
-    assert all("needs:" in line for line in lines)
-    hunyuan = lines[-1]
-    assert "excluded: EU, UK, South Korea" in hunyuan and "RESTRICTED" in hunyuan
+    assert [line.split("\t")[0] for line in lines] == ["depth-relief", "lrm", "shap-e", "triposg", "triposg-scribble"]
+    assert all("needs:" in line and "commercial use allowed" in line for line in lines)
+    assert "design-studio/tiny-lrm" in lines[1]
+    assert "design-studio/tiny-triposg-scribble" in lines[4] and "sketch and prompt" in lines[4]
 
 
 @pytest.mark.slow
@@ -62,7 +62,7 @@ def test_image_to_obj_and_zip_at_size(tmp_path, models_dir):
         (["mesh", "IMG", "--format", "zip", "--out", "OUT/x.glb"], "must end in .zip"),
         (["mesh", "IMG", "--face-budget", "0", "--out", "OUT/x.glb"], "face budget must be at least 4"),
         (["mesh", "CORRUPT", "--out", "OUT/x.glb"], "corrupt or truncated"),
-        (["mesh", "IMG", "--backend", "hunyuan3d-2", "--out", "OUT/x.glb"], "excludes the EU"),
+        (["mesh", "IMG", "--backend", "nerf-magic", "--out", "OUT/x.glb"], "is not one of depth-relief, lrm, shap-e"),
     ],
 )
 def test_bad_mesh_requests_fail_with_one_line(tmp_path, models_dir, args, message):

@@ -23,12 +23,19 @@ def test_make_3d_previews_export_and_colourways(settings, artifacts):
         if gl_available()[0]:
             page.locator("#mesh-thumbnail img").wait_for(timeout=30_000)
             page.locator("#mesh-turntable img").wait_for(timeout=30_000)
+            video = page.locator("#mesh-turntable-mp4 video")  # the MP4 turntable, in a player
+            video.wait_for(timeout=30_000)
+            assert ".mp4" in (video.get_attribute("src") or "")
         mesh = studio.store.designs(kind="mesh")[0]
         assert mesh.params["backend"] == "depth-relief"
 
         page.locator("#export").click()
         page.locator("#exported a").first.wait_for(timeout=60_000)
         assert page.locator("#exported a").first.get_attribute("href").endswith(f"design-{mesh.id}.zip")
+        page.locator("#export-format").get_by_text("usdz").click()
+        page.locator("#export").click()
+        page.wait_for_function(f"[...document.querySelectorAll('#exported a')].some(a => a.href.endsWith('design-{mesh.id}.usdz'))",
+                               timeout=60_000)
 
         page.get_by_text("Colourways").first.click()
         page.locator("#make-colourways").click()

@@ -27,7 +27,6 @@ SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 #: Product categories a row may name: the style presets shipped in ``assets/presets`` (the studio's
 #: concept presets add the product-shot template and negative prompt).
 CATEGORIES: tuple[str, ...] = tuple(sorted(p.stem for p in (REPO_ROOT / "assets" / "presets").glob("*.json")))
-MESH_BACKENDS: tuple[str, ...] = tuple(catalog.MESH_BACKENDS)
 
 #: Column names as written in files (lower case, spaces or hyphens as underscores) -> our field.
 ALIASES = {
@@ -138,23 +137,30 @@ def _records(path: Path) -> tuple[list[tuple[int, dict]], list[RowProblem]]:
             if not raw.strip() or raw.lstrip().startswith("#"):
                 continue
             try:
-                obj = json.loads(raw)
+                obj = json.loads(raw, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as exc:
                 problems.append(RowProblem(number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+                continue
+            except DuplicateKey as exc:
+                problems.append(RowProblem(number, f"key {exc.key!r} is given twice; keep one"))
                 continue
             if not isinstance(obj, dict):
                 problems.append(RowProblem(number, f"a row must be a JSON object like {{\"prompt\": \"...\"}}, got {type(obj).__name__}"))
                 continue
             records.append((number, obj))
         return records, problems
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a closing quote must end its value, and a quote still open at the end of the file is an error
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return [], problems
     except csv.Error as exc:
-        raise ValueError(f"job file {path.name!r}: line 1: {exc}") from None
+        raise ValueError(f"job file {path.name!r}: line 1: {_csv_error(exc)}") from None
     names = [h.strip() for h in header]
+    twice = _columns_named_twice(names)
+    if twice:
+        raise ValueError(f"job file {path.name!r}: line 1: {twice}")
     start = reader.line_num + 1
     while True:
         try:
@@ -162,7 +168,7 @@ def _records(path: Path) -> tuple[list[tuple[int, dict]], list[RowProblem]]:
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(RowProblem(start, f"not valid CSV ({exc})"))
+            problems.append(RowProblem(start, _csv_error(exc)))
             break
         line, start = start, reader.line_num + 1
         if not any(v.strip() for v in values):
@@ -170,8 +176,93 @@ def _records(path: Path) -> tuple[list[tuple[int, dict]], list[RowProblem]]:
         if len(values) > len(names):
             problems.append(RowProblem(line, f"{len(values)} values but the header has {len(names)} columns"))
             continue
+        swallowed = _swallowed_rows(values, len(names), line, reader.line_num)
+        if swallowed:
+            problems.append(RowProblem(line, swallowed))
+            continue
         records.append((line, dict(zip(names, values))))
     return records, problems
+
+
+def _swallowed_rows(values: list[str], columns: int, first: int, last: int) -> str | None:
+    """A reason when a quoted value over several lines looks like a quote left open, not a long prompt.
+
+    It does when the row is left short of columns, or when the value spans lines and also holds commas
+    (the rest of a row, or whole rows, taken in as text).
+    """
+    if last <= first:
+        return None
+    multi = [v for v in values if "\n" in v or "\r" in v]
+    if not multi:
+        return None
+    if len(values) < columns:
+        return (f"a quoted value runs from line {first} to line {last} and leaves the row with {len(values)} "
+                f"of {columns} columns: a quote left open swallowed the rest of the row; close the quote")
+    if any("," in v for v in multi):
+        return (f"a quoted value runs from line {first} to line {last} and holds commas: a quote left open "
+                "swallowed rows as text; close the quote, or put a prompt with commas on one line")
+    return None
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.loads`` hook: a key given twice in one object is refused (JSON would keep the last)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _csv_error(exc: csv.Error) -> str:
+    if "unexpected end of data" in str(exc):
+        return ("a quote opened here is never closed: it swallows the rest of the file; "
+                "close the quote or remove it")
+    return f"not valid CSV ({exc}); a value holding a quote must be quoted whole, with the quote doubled"
+
+
+def _column_key(name: str) -> str:
+    norm = re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+    return ALIASES.get(norm, norm)
+
+
+def _columns_named_twice(names) -> str | None:
+    """A reason when two column names mean the same column (``n`` and ``images``, ``Prompt`` and ``prompt``)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = _column_key(name)
+        if not key:
+            continue
+        if key in seen:
+            same = f"{seen[key]!r} and {name!r} both name column {key}" if seen[key] != name else f"column {name!r} is named twice"
+            return f"{same}; keep one"
+        seen[key] = name
+    return None
+
+
+#: Control characters refused in any value: C0 except TAB, LF and CR, DEL, and C1 (PostgreSQL refuses NUL
+#: in text; the others hide in prompts and names and print as nothing).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _control_problems(raw: dict) -> list[str]:
+    found = []
+    for key, value in raw.items():
+        for text in ([value] if isinstance(value, str) else value if isinstance(value, list) else []):
+            match = _CONTROL.search(text) if isinstance(text, str) else None
+            if match:
+                found.append(f"column {key}: control character U+{ord(match.group()):04X} at character "
+                             f"{match.start() + 1}; accepted: printable text")
+        match = _CONTROL.search(str(key))
+        if match:
+            found.append(f"column name {str(key)!r}: control character U+{ord(match.group()):04X}; accepted: printable text")
+    return found
 
 
 def _normalise_keys(raw: dict) -> tuple[dict, list[str]]:
@@ -251,7 +342,10 @@ def _adapters(value, problems: list[str]) -> list[tuple[str, float]]:
 def check_row(line: int, raw: dict, limits: JobLimits, base_dir: Path) -> JobRow | RowProblem:
     """A ``JobRow`` with defaults filled in, or one ``RowProblem`` naming every bad column of the row."""
     values, unknown = _normalise_keys(raw)
-    problems: list[str] = []
+    problems: list[str] = _control_problems(raw)
+    twice = _columns_named_twice(raw.keys())
+    if twice:
+        problems.append(twice)
     if unknown:
         problems.append(f"unknown column {', '.join(map(repr, unknown))}; accepted columns: {', '.join(COLUMNS)}")
 
@@ -311,8 +405,9 @@ def check_row(line: int, raw: dict, limits: JobLimits, base_dir: Path) -> JobRow
     mesh = str(values.get("mesh", "")).strip().lower()
     if mesh in ("none", "no", "off"):
         mesh = ""
-    if mesh and mesh not in MESH_BACKENDS:
-        problems.append(f"column mesh: {values['mesh']!r} is not a mesh backend; accepted: {', '.join(MESH_BACKENDS)} or empty")
+    if mesh and mesh not in catalog.MESH_BACKENDS:
+        problems.append(f"column mesh: {values['mesh']!r} is not a mesh backend; "
+                        f"accepted: {', '.join(catalog.MESH_BACKENDS)} or empty")
     project = str(values.get("project", limits.default_project)).strip() or limits.default_project
     if len(project) > 200:
         problems.append(f"column project is {len(project)} characters long; accepted: at most 200")

@@ -225,13 +225,9 @@ class BatchRunner:
     def model_identity(self, row: JobRow) -> dict:
         from .. import catalog
 
-        profile = self.studio.settings.profile
-        concept = catalog.entry_for(profile, "concept")
-        ident = {"concept": [concept.repo_id, concept.revision]}
-        if row.mesh:
-            depth = catalog.entry_for(profile, "depth")
-            ident["mesh"] = [row.mesh, depth.repo_id, depth.revision]
-        return ident
+        s = self.studio.settings
+        return catalog.model_identity(s.profile, mesh=row.mesh, sketch=bool(row.sketch),
+                                      models_dir=s.resolved_models_dir)
 
     def item_key(self, row: JobRow) -> str:
         """Hash of prompt, seed, model revision and every parameter: a changed row is new work."""

@@ -44,35 +44,47 @@ def cmd_generate(args) -> int:
 
 
 def cmd_mesh(args) -> int:
-    if args.list_backends:
-        from .. import catalog
+    from .. import catalog
 
+    if args.list_backends:
         profile = settings_from(args).profile
-        for info in catalog.MESH_BACKENDS.values():
-            entry = catalog.entry_for(profile, info.role)
+        for info, entry in catalog.backends_for(profile):
             needs = f"needs: {info.inputs}; model {entry.repo_id}" + (f", ~{entry.vram_gb:g} GB" if entry.vram_gb else "")
-            warn = "\tRESTRICTED, opt-in" if entry.restricted else ""
-            print(f"{info.name}\t{entry.licence_line}\t{needs}\t{info.good_for}{warn}")
+            print(f"{info.name}\t{entry.licence_line}\t{needs}\t{info.good_for}")
         return 0
-    if bool(args.image) == bool(args.prompt):
+    if args.backend is not None and args.backend not in catalog.MESH_BACKENDS:
+        raise StudioError(f"--backend {args.backend!r} is not one of {', '.join(catalog.MESH_BACKENDS)}")
+    info = catalog.MESH_BACKENDS.get(args.backend or "")
+    sketch = bool(info and info.needs_prompt)
+    if sketch:
+        if not args.image or not (args.prompt or "").strip():
+            raise StudioError(f"--backend {args.backend} makes 3D from a SKETCH file and --prompt TEXT saying what it "
+                              "shows; give both")
+    elif bool(args.image) == bool(args.prompt):
         raise StudioError("give either an IMAGE file or --prompt TEXT to make a 3D mesh from")
+    if args.texture is not None and args.texture not in catalog.TEXTURE_MODES:
+        raise StudioError(f"--texture {args.texture!r} is not one of {', '.join(catalog.TEXTURE_MODES)}")
+    if args.texture == "multiview" and args.prompt and not sketch:
+        raise StudioError("--texture multiview paints from a concept image; give an IMAGE file, not --prompt")
     if not args.out:
         raise StudioError("--out FILE is required")
     out = Path(args.out)
-    suffix = {"glb": ".glb", "obj": ".obj", "zip": ".zip"}[args.format]
+    suffix = {"glb": ".glb", "obj": ".obj", "usdz": ".usdz", "zip": ".zip"}[args.format]
     if out.suffix.lower() != suffix:
         raise StudioError(f"--out {str(out)!r} must end in {suffix} for --format {args.format}")
     studio = studio_from(args)
     who = login(args, studio)
     common = dict(size_cm=args.size_cm, category=args.category, face_budget=args.face_budget,
                   texture_size=args.texture_size, material=args.material, seed=args.seed,
-                  previews=not args.no_previews, actor=who)
-    if args.prompt:
-        mesh = studio.make_mesh_from_prompt(args.prompt, backend=args.backend or "shap-e", project=args.project, **common)
+                  previews=not args.no_previews, topology=args.topology, actor=who)
+    if args.prompt and not sketch:
+        mesh = studio.make_mesh_from_prompt(args.prompt, backend=args.backend or "shap-e", project=args.project,
+                                            resolution=args.resolution, **common)
         origin = "prompt"
     else:
         image = studio.import_image(args.image, project=args.project, name=Path(args.image).name, actor=who)
-        mesh = studio.make_mesh(image.id, backend=args.backend, resolution=args.resolution, **common)
+        mesh = studio.make_mesh(image.id, backend=args.backend, resolution=args.resolution,
+                                prompt=args.prompt if sketch else None, texture=args.texture, **common)
         origin = f"parent {image.id}"
     files = studio.export_mesh(mesh.id, args.format)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +100,12 @@ def cmd_mesh(args) -> int:
         _relink_obj(out, files)
     p = mesh.params
     print(f"{out}\tdesign {mesh.id}\t{origin}\t{p['backend']}\t{p['faces']} faces\t"
-          f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm")
+          f"{'watertight' if p.get('watertight') else 'NOT watertight'}\t{p['size_cm']:g} cm\t"
+          f"texture {(p.get('texture') or {}).get('mode', 'project')}")
+    topo = p.get("topology") or {}
+    if topo.get("kind") == "quads":
+        glb_note = "; GLB holds triangles only (each quad as two)" if args.format in ("glb", "zip") else ""
+        print(f"quads\t{topo['quads']} quads\t{topo['triangles']} triangles\tfrom {topo['faces_in']} faces{glb_note}")
     return 0
 
 
@@ -108,7 +125,9 @@ def cmd_models(args) -> int:
         for profile, roles in catalog.PROFILES.items():
             for role, key in roles.items():
                 e = catalog.CATALOGUE[key]
-                print(f"{profile}\t{role}\t{e.repo_id}@{e.revision}\t{e.licence_line}\t~{e.vram_gb:g} GB")
+                print(f"{profile}\t{role}\t{e.repo_id}@{e.revision}\t{e.licence_line}\tlineage: {e.lineage_line}"
+                      f"\t~{e.vram_gb:g} GB")
+        print(f"note: background removal for image -> 3D: {catalog.BACKGROUND_REMOVAL}")
         return 0
     if args.action == "pull":
         from ..models_lock import pull
@@ -128,11 +147,13 @@ def cmd_models(args) -> int:
     for st in catalog.status(settings.profile, settings.resolved_models_dir):
         state = f"ok {st.path}" if st.available else f"MISSING: {st.how_to_get}"
         missing += not st.available
-        print(f"{st.entry.role}\t{st.entry.repo_id}\t{state}")
+        print(f"{st.entry.role}\t{st.entry.repo_id}\t{st.entry.licence}\t{state}")
     return 1 if missing else 0
 
 
 def register(sub) -> None:
+    from .. import catalog
+
     p = sub.add_parser("launch", help="start the studio in the browser")
     add_common(p)
     p.add_argument("--host")
@@ -165,23 +186,33 @@ def register(sub) -> None:
     p.add_argument("--speed", choices=["draft", "final"], help="few steps to explore / full steps (overridden by --steps)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("mesh", help="image or prompt -> textured 3D mesh (GLB, OBJ or ZIP)")
+    p = sub.add_parser("mesh", help="image or prompt -> textured 3D mesh (GLB, OBJ, USDZ or ZIP)")
     add_common(p)
     add_login(p)
-    p.add_argument("image", nargs="?", help="image file (PNG/JPEG/WEBP)")
-    p.add_argument("--prompt", help="text -> 3D instead of an image (Shap-E)")
-    p.add_argument("--backend", help="depth-relief | lrm | shap-e | hunyuan3d-2 (see --list-backends)")
+    p.add_argument("image", nargs="?", help="image file (PNG/JPEG/WEBP), or the sketch for triposg-scribble")
+    p.add_argument("--prompt", help="text -> 3D instead of an image (Shap-E); with triposg-scribble: what the sketch shows")
+    p.add_argument("--backend", help=f"{' | '.join(catalog.MESH_BACKENDS)} (see --list-backends)")
     p.add_argument("--list-backends", dest="list_backends", action="store_true", help="list 3D backends and exit")
-    p.add_argument("--out", help="FILE.glb, FILE.obj or FILE.zip (matching --format)")
-    p.add_argument("--format", choices=["glb", "obj", "zip"], default="glb", help="default glb")
-    p.add_argument("--resolution", type=int, help="relief grid columns (depth-relief)")
+    p.add_argument("--out", help="FILE.glb, FILE.obj, FILE.usdz or FILE.zip (matching --format)")
+    p.add_argument("--format", choices=["glb", "obj", "usdz", "zip"], default="glb",
+                   help="default glb; usdz is for AR Quick Look (needs usd-core)")
+    p.add_argument("--topology", choices=["triangles", "quads"], default="triangles",
+                   help="quads: Instant Meshes quad remesh for CAD/CLO handoff (kept in OBJ and USDZ; GLB is "
+                        "triangles only)")
+    p.add_argument("--resolution", type=int, help="working grid: " + "; ".join(
+        f"{b.name}: {'relief columns' if b.resolution_option == 'resolution' else 'field grid'}"
+        for b in catalog.MESH_BACKENDS.values()))
     p.add_argument("--size-cm", dest="size_cm", type=float, default=None,
                    help="largest extent in cm (default: the category's size, else 30)")
     p.add_argument("--category", help="product category for the default size (handbag, shoe, belt, ...)")
     p.add_argument("--face-budget", dest="face_budget", type=int, help="at most this many triangles")
     p.add_argument("--texture-size", dest="texture_size", type=int, help="texture atlas side in pixels")
     p.add_argument("--material", choices=["leather", "canvas", "metal", "silk"], help="PBR preset (default leather)")
-    p.add_argument("--seed", type=int, help="seed of the generative backends (Shap-E)")
+    p.add_argument("--seed", type=int, help="seed of the generative backends (Shap-E, TripoSG) and of multi-view "
+                                            "texturing")
+    p.add_argument("--texture", metavar="MODE",
+                   help="project (default: the concept image projected) | multiview (six MV-Adapter views painted "
+                        "all round)")
     p.add_argument("--no-previews", dest="no_previews", action="store_true", help="skip thumbnail and turntable")
     p.add_argument("--project")
     p.set_defaults(func=cmd_mesh)
@@ -189,6 +220,6 @@ def register(sub) -> None:
     p = sub.add_parser("models", help="the model catalogue")
     add_common(p)
     p.add_argument("action", choices=["list", "status", "pull", "verify"], nargs="?", default="list")
-    p.add_argument("target", nargs="?", metavar="PROFILE", help="pull: the profile whose models to fetch")
+    p.add_argument("target", nargs="?", metavar="PROFILE", help="pull: the profile whose models (every role) to fetch")
     p.add_argument("--source", help="pull: a local mirror folder holding <repo id>/ trees instead of the Hub")
     p.set_defaults(func=cmd_models)

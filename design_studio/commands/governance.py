@@ -78,7 +78,10 @@ def cmd_verify(args) -> int:
     result = studio.verify_file(args.file, trust=_trusted_keys(args.trust))
     c2pa = studio.c2pa_status(args.file)
     out = {"status": result.status, "reason": result.reason, "record": result.record, "c2pa": c2pa}
+    out.update(_bill_of_materials(result.record))
     print(json.dumps(out, indent=1, ensure_ascii=False))
+    if out.get("restricted"):
+        print(f"studio: RESTRICTED asset: {'; '.join(out['restricted_parts'])}", file=sys.stderr)
     if result.ok and c2pa["status"] == "invalid":
         # The studio's own checks pass but the embedded Content Credentials do not: the file was altered.
         print(f"studio: tampered: {c2pa['detail']}", file=sys.stderr)
@@ -87,6 +90,18 @@ def cmd_verify(args) -> int:
         return 0
     print(f"studio: {result.status}: {result.reason}", file=sys.stderr)
     return EXIT_UNKNOWN if result.status == "unknown" else EXIT_TAMPERED
+
+
+def _bill_of_materials(record) -> dict:
+    """The signed record's bill of materials as printable lines, and whether a part restricts the asset."""
+    from brand_guard.bom import bom_lines, bom_restrictions
+
+    params = (record or {}).get("params") if isinstance(record, dict) else None
+    bom = (params or {}).get("bom") if isinstance(params, dict) else None
+    if not bom:
+        return {"bill_of_materials": []}
+    restrictions = bom_restrictions(bom)
+    return {"bill_of_materials": bom_lines(bom), "restricted": bool(restrictions), "restricted_parts": restrictions}
 
 
 def cmd_public_key(args) -> int:
@@ -241,7 +256,22 @@ def cmd_drop(args) -> int:
     return 0
 
 
+def cmd_trace(args) -> int:
+    studio = studio_from(args)
+    results = [studio.tracer.trace(path) for path in args.files]  # any unreadable file: exit 2 before printing
+    for result in results:
+        print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else result.line())
+    return 0 if all(r.traced for r in results) else EXIT_UNKNOWN
+
+
 def register(sub) -> None:
+    p = sub.add_parser("trace", help="which design a leaked image (or GLB / USDZ) comes from, by its watermark: "
+                                     "exit 0 all traced, 3 any without a mark from this studio, 2 bad input")
+    add_common(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(func=cmd_trace)
+
     p = sub.add_parser("verify", help="check a PNG/GLB's provenance: valid (exit 0), tampered (1), unknown (3)")
     add_common(p)
     p.add_argument("file")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import catalog
 from ..access import AccessPolicy, Actor
+from ..bom import concept_bom, upload_bom
 from ..errors import InvalidRequest
 from ..settings import Settings
 from ..store import Design, Store
@@ -239,12 +240,15 @@ class ConceptService:
             params = dict(item.params, **extra, **(extra_params or {}))
             if parent_id is not None:
                 params["parent_id"] = parent_id
+            png_meta = dict(params, project=proj.name if proj else "", kind="image")
+            params["bom"] = concept_bom(model.name, model.revision, params,  # inside the signed record
+                                        self.settings.resolved_models_dir)
             items.append(NewDesign(
                 kind="image", record_kind="concept", content=item.image, project_id=project_id, params=params,
                 parent=parent if parent_id is not None else None, prompt=req.prompt,
                 negative_prompt=req.negative_prompt, seed=item.seed, model=model.name, revision=model.revision,
                 adapters=[f"{a['name']}:{a['weight']:g}" for a in params.get("adapters") or []],
-                png_meta=dict(params, project=proj.name if proj else "", kind="image"),
+                png_meta=png_meta,
             ))
         return self.designs.create(items, actor)
 
@@ -319,7 +323,8 @@ class ConceptService:
         actor = self.access.check(actor, "create")
         with translate_errors():
             image = open_image(source, max_pixels=self.settings.max_image_pixels, name=name)
-        meta = {"model": "upload", "source_name": name or (str(source) if not isinstance(source, bytes) else "")}
+        meta = {"model": "upload", "source_name": name or (str(source) if not isinstance(source, bytes) else ""),
+                "bom": upload_bom()}
         proj = self.store.project(project)
         return self.designs.create([NewDesign(
             kind="image", record_kind="upload", content=image, project_id=proj.id, params=meta, model="upload",

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from .. import catalog
 from ..access import AccessPolicy, Actor
-from ..errors import InvalidRequest, ModelMissing
+from ..bom import export_bom, mesh_bom
+from ..errors import InvalidRequest
 from ..settings import Settings
 from ..store import Design, Store
 from .base import ProgressFn, translate_errors
 from .designs import DesignWriter, NewDesign
-from .models import ModelCache, hunyuan_message
+from .models import ModelCache
 
-EXPORT_FORMATS = ("glb", "obj", "zip")
+EXPORT_FORMATS = ("glb", "obj", "usdz", "zip")
+MAX_MESH_PROMPT_CHARS = 500
+TOPOLOGIES = ("triangles", "quads")
 
 
 class MeshService:
@@ -28,30 +31,17 @@ class MeshService:
     def mesh_defaults(self) -> dict:
         return self.models.mesh_defaults
 
-    def mesh_backends(self) -> list[tuple[catalog.MeshBackendInfo, catalog.ModelEntry]]:
+    def mesh_backends(self) -> list[tuple[catalog.MeshBackend, catalog.ModelEntry]]:
         """Every 3D backend with the catalogue entry it would use in this profile."""
-        return [(info, catalog.entry_for(self.settings.profile, info.role)) for info in catalog.MESH_BACKENDS.values()]
+        return catalog.backends_for(self.settings.profile)
 
     def backend(self, name: str, *, text: bool = False):
-        info = catalog.MESH_BACKENDS.get(name)
-        if info is None:
-            raise InvalidRequest(f"3D backend {name!r} is not one of {', '.join(catalog.MESH_BACKENDS)}")
-        if info.role == "hunyuan3d":
-            raise ModelMissing(hunyuan_message(catalog.entry_for(self.settings.profile, "hunyuan3d")))
+        info = catalog.mesh_backend(name)
         if text and not info.text_role:
             raise InvalidRequest(f"3D backend {name!r} makes 3D from images only; text -> 3D needs 'shap-e'")
-        backend = self.models.get(info.text_role if text else info.role)
-        if not text:
-            backend.segmenter = self._segmenter()
-        return backend
+        return self.models.get(info.text_role if text else info.role)
 
-    def _segmenter(self):
-        try:
-            return self.models.get("segmentation")
-        except ModelMissing:
-            return None  # the alpha channel and the plain-backdrop threshold still work
-
-    def _mesh_options(self, *, size_cm, category, resolution, face_budget, texture_size, material, seed):
+    def _mesh_options(self, *, backend, size_cm, category, resolution, face_budget, texture_size, material, seed):
         from pipelines.mesh import MeshOptions, check_options
         from pipelines.mesh.base import CATEGORY_SIZE_CM
 
@@ -66,12 +56,18 @@ class MeshService:
         for label, value in (("size_cm", size_cm), ("face_budget", face_budget), ("texture_size", texture_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise InvalidRequest(f"{label} must be a number, got {value!r}")
+        if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int)):
+            raise InvalidRequest(f"resolution must be a whole number, got {resolution!r}")
         if face_budget is not None and face_budget < 4:
             raise InvalidRequest(f"face budget must be at least 4 faces, got {face_budget}")
+        # --resolution sets the grid the chosen backend works on: relief columns or the field grid.
+        sizes = {"resolution": int(self.models.defaults.get("mesh_resolution", 128)), "grid": int(d["grid"])}
+        if resolution is not None:
+            sizes[catalog.mesh_backend(backend).resolution_option] = resolution
         options = MeshOptions(
-            resolution=resolution or self.models.defaults.get("mesh_resolution", 128), size_m=float(size_cm) / 100.0,
-            face_budget=int(face_budget or d["face_budget"]), texture_size=int(texture_size or d["texture_size"]),
-            material=material or "leather", seed=int(seed or 0), grid=int(d["grid"]),
+            size_m=float(size_cm) / 100.0, face_budget=int(face_budget or d["face_budget"]),
+            texture_size=int(texture_size or d["texture_size"]), material=material or "leather",
+            seed=int(seed or 0), **sizes,
         )
         with translate_errors():
             check_options(options)
@@ -90,11 +86,19 @@ class MeshService:
         texture_size: int | None = None,
         material: str | None = None,
         seed: int | None = None,
+        texture: str | None = None,
         previews: bool = True,
+        topology: str = "triangles",
         actor: Actor | None = None,
         on_progress: ProgressFn | None = None,
+        prompt: str | None = None,
     ) -> Design:
-        """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it."""
+        """Image design -> textured mesh design (GLB) whose parent is the image; previews saved with it.
+
+        ``topology="quads"`` remeshes into quads for CAD/CLO handoff (OBJ and USDZ keep the quads).
+        ``prompt`` goes with backends that read the image as a sketch (``triposg-scribble``) and only with them.
+        ``texture`` "project" keeps the backend's texture (the concept image projected); "multiview"
+        repaints it from six MV-Adapter views of the mesh conditioned on the concept image."""
         from pipelines.images import open_image
 
         actor = self.access.check(actor, "create")  # before any model work
@@ -102,15 +106,26 @@ class MeshService:
         if parent.kind != "image":
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
         name = backend or self.mesh_defaults["backend"]
-        options, size_cm = self._mesh_options(size_cm=size_cm, category=category, resolution=resolution,
-                                              face_budget=face_budget, texture_size=texture_size,
-                                              material=material, seed=seed)
+        _check_topology(topology)
+        extra = _sketch_prompt(catalog.mesh_backend(name), prompt)
+        texture = texture or self.mesh_defaults["texture"]
+        if texture not in catalog.TEXTURE_MODES:
+            raise InvalidRequest(f"texture {texture!r} is not one of {', '.join(catalog.TEXTURE_MODES)}")
+        options, size_cm = self._mesh_options(backend=name, size_cm=size_cm, category=category,
+                                              resolution=resolution, face_budget=face_budget,
+                                              texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
             model = self.backend(name)
-            result = model.reconstruct(image, options, on_progress=_reporter(on_progress))
+            result = model.reconstruct(image, options, on_progress=_reporter(on_progress, 0.5 if texture == "multiview"
+                                                                              else 0.8), **extra)
+            if texture == "multiview":
+                self._paint_multiview(result, image, options, on_progress)
+            else:
+                result.params["texture"] = {"mode": "project"}
         return self._save_mesh(result, options, size_cm=size_cm, project_id=parent.project_id, parent=parent,
-                               previews=previews, actor=actor, on_progress=on_progress)
+                               previews=previews, topology=topology, actor=actor, on_progress=on_progress,
+                               prompt=extra.get("prompt", ""))
 
     def make_mesh_from_prompt(
         self,
@@ -118,6 +133,7 @@ class MeshService:
         *,
         backend: str = "shap-e",
         project: str | None = None,
+        resolution: int | None = None,
         size_cm: float | None = 30.0,
         category: str | None = None,
         face_budget: int | None = None,
@@ -125,28 +141,71 @@ class MeshService:
         material: str | None = None,
         seed: int | None = None,
         previews: bool = True,
+        topology: str = "triangles",
         actor: Actor | None = None,
         on_progress: ProgressFn | None = None,
     ) -> Design:
         """Text -> textured mesh design (no parent)."""
         actor = self.access.check(actor, "create")
-        options, size_cm = self._mesh_options(size_cm=size_cm, category=category, resolution=None,
-                                              face_budget=face_budget, texture_size=texture_size,
-                                              material=material, seed=seed)
+        _check_topology(topology)
+        options, size_cm = self._mesh_options(backend=backend, size_cm=size_cm, category=category,
+                                              resolution=resolution, face_budget=face_budget,
+                                              texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
             model = self.backend(backend, text=True)
             result = model.generate(prompt, options, on_progress=_reporter(on_progress))
         project_id = self.store.project(project).id
         return self._save_mesh(result, options, size_cm=size_cm, project_id=project_id, parent=None, prompt=prompt,
-                               previews=previews, actor=actor, on_progress=on_progress)
+                               previews=previews, topology=topology, actor=actor, on_progress=on_progress)
+
+    def _paint_multiview(self, result, image, options, on_progress) -> None:
+        """Repaint ``result.mesh`` from six generated views; the record (and the views, as a file) go in params."""
+        import time
+
+        from pipelines.background import prepare_image
+        from pipelines.render import png_bytes
+        from pipelines.texture import PaintOptions, paint_mesh
+
+        d = self.mesh_defaults
+        generator = self.models.get("multiview")
+
+        def report(stage: str, fraction: float) -> None:
+            if on_progress:
+                on_progress(0.5 + 0.3 * fraction, stage)
+
+        paint = PaintOptions(view_size=int(d["multiview_size"]), steps=int(d["multiview_steps"]), seed=options.seed)
+        start = time.perf_counter()
+        reference = prepare_image(image, margin=0.05)  # the object alone, for the reference pass
+        cutout_seconds = time.perf_counter() - start
+        result.mesh, record, views = paint_mesh(result.mesh, reference.image, generator, paint, on_progress=report)
+        record["timings"] = {"reference_cutout": round(cutout_seconds, 4), **record["timings"]}
+        record["reference_mask"] = reference.mask_source
+        strip = _side_by_side(views)
+        record["views_file"], _ = self.store.files.put(png_bytes(strip), ".png")
+        result.params["texture"] = record
+        result.params.setdefault("timings", {}).update(record["timings"])
 
     def _save_mesh(self, result, options, *, size_cm, project_id, parent, previews, actor, on_progress,
-                   prompt: str = "") -> Design:
+                   prompt: str = "", topology: str = "triangles") -> Design:
         import time
 
         from pipelines.mesh import export_glb
 
         timings = result.params.setdefault("timings", {})
+        if topology == "quads":
+            from pipelines.mesh.remesh import quad_remesh
+
+            if on_progress:
+                on_progress(0.8, "remeshing into quads")
+            start = time.perf_counter()
+            with translate_errors():
+                # The face budget counts triangles (GLB): each quad is two of them.
+                quads = quad_remesh(result.mesh, target_faces=max(options.face_budget // 2, 16),
+                                    texture_size=options.texture_size,
+                                    material=options.material, seed=options.seed)
+                result.mesh = quads.triangulated()  # GLB holds triangles: each quad as two, listed first
+            timings["remesh"] = time.perf_counter() - start
+            result.params["topology"] = dict(quads.report, kind="quads")
         start = time.perf_counter()
         with translate_errors():
             glb = export_glb(result.mesh)
@@ -160,13 +219,18 @@ class MeshService:
                       vertices=int(len(result.mesh.vertices)), size_cm=size_cm, face_budget=options.face_budget,
                       texture_size=options.texture_size, material=options.material, previews=shots)
         return self._store_mesh_designs([dict(
-            glb=glb, project_id=project_id, parent=parent, prompt=parent.prompt if parent else prompt,
+            glb=glb, project_id=project_id, parent=parent, prompt=prompt or (parent.prompt if parent else ""),
             negative_prompt=parent.negative_prompt if parent else "", seed=parent.seed if parent else options.seed,
             model=result.model, revision=result.revision, params=params,
         )], actor)[0]
 
     def _store_mesh_designs(self, items: list[dict], actor: Actor | None) -> list[Design]:
-        """Each GLB becomes a mesh design through the design writer (stamped, signed, in the ledger)."""
+        """Each GLB becomes a mesh design through the design writer (stamped, signed, in the ledger); its
+        bill of materials (every model and runtime part that touched the mesh) goes into the signed params."""
+        for item in items:
+            item["params"] = dict(item["params"], bom=mesh_bom(
+                item["model"], item["revision"], item["params"], profile=self.settings.profile,
+                models_dir=self.settings.resolved_models_dir, parent=item["parent"]))
         return self.designs.create([NewDesign(
             kind="mesh", record_kind="mesh", content=item["glb"], project_id=item["project_id"],
             params=item["params"], parent=item["parent"], prompt=item["prompt"],
@@ -176,7 +240,8 @@ class MeshService:
 
     # ------------------------------------------------------------------ previews
     def render_previews(self, mesh, *, frames: int | None = None) -> dict:
-        """Thumbnail PNG + turntable GIF in the file store; ``{"error": why}`` when no GL is available."""
+        """Thumbnail PNG + turntable GIF and MP4 in the file store; ``{"error": why}`` when no GL is available.
+        The MP4 is left out (``mp4_error`` says why) when imageio-ffmpeg is missing."""
         from pipelines import render
 
         d = self.mesh_defaults
@@ -186,10 +251,21 @@ class MeshService:
         frames = int(frames or d["turntable_frames"])
         with translate_errors():
             thumb = render.png_bytes(render.render_thumbnail(mesh, d["preview_size"]))
-            gif = render.gif_bytes(render.render_turntable(mesh, frames, d["preview_size"]))
+            turntable = render.render_turntable(mesh, frames, d["preview_size"])
+            gif = render.gif_bytes(turntable)
+        mp4, mp4_error = None, ""
+        try:
+            mp4 = render.mp4_bytes(turntable, fps=render.TURNTABLE_FPS)
+        except render.InvalidInput as exc:
+            mp4_error = str(exc)
         thumb_rel, _ = self.store.files.put(thumb, ".png")
         gif_rel, _ = self.store.files.put(gif, ".gif")
-        return {"thumbnail": thumb_rel, "turntable": gif_rel, "frames": frames}
+        shots = {"thumbnail": thumb_rel, "turntable": gif_rel, "frames": frames}
+        if mp4 is not None:
+            shots["turntable_mp4"] = self.store.files.put(mp4, ".mp4")[0]
+        else:
+            shots["mp4_error"] = mp4_error
+        return shots
 
     def file_path(self, design_id: int):
         return self.store.file_path(self.store.design(design_id))
@@ -230,8 +306,9 @@ class MeshService:
         }
 
     def export_mesh(self, design_id: int, fmt: str = "glb") -> dict[str, bytes]:
-        """``{filename: bytes}`` of a mesh design as GLB, OBJ+MTL+PNG, or a ZIP of both plus provenance."""
-        from pipelines.mesh.export import export_obj, export_zip
+        """``{filename: bytes}`` of a mesh design as GLB, OBJ+MTL+PNG, USDZ, or a ZIP of GLB and OBJ plus
+        provenance. A quad-remeshed design keeps its quads in OBJ and USDZ (GLB holds triangles only)."""
+        from pipelines.mesh.export import export, export_zip
 
         if fmt not in EXPORT_FORMATS:
             raise InvalidRequest(f"format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
@@ -239,9 +316,19 @@ class MeshService:
         name = f"design-{design.id}"
         if fmt == "glb":
             return {f"{name}.glb": self.store.file_path(design).read_bytes()}
+        quads = int(((design.params or {}).get("topology") or {}).get("quads", 0))
         with translate_errors():
+            if fmt == "obj" and quads:
+                from pipelines.mesh.remesh import quad_obj_from_mesh
+
+                return quad_obj_from_mesh(mesh, quads, name)
+            if fmt == "usdz":
+                from pipelines.mesh.usdz import export_usdz
+
+                record = dict(self.provenance(design), bom=export_bom((design.params or {}).get("bom"), fmt))
+                return {f"{name}.usdz": export_usdz(mesh, name, quads=quads, provenance=record)}
             if fmt == "obj":
-                return export_obj(mesh, name)
+                return export(mesh, "obj", name)
             return {f"{name}.zip": export_zip(mesh, self.provenance(design), name, sign=self.designs.sign_bytes)}
 
     # ------------------------------------------------------------------ colourways
@@ -295,12 +382,44 @@ class MeshService:
         return self._store_mesh_designs(items, actor)
 
 
-def _reporter(on_progress):
+def _sketch_prompt(info: catalog.MeshBackend, prompt: str | None) -> dict:
+    """``{"prompt": ...}`` for a backend that reads a sketch with a prompt, ``{}`` otherwise; a missing,
+    overlong or unwanted prompt is refused before any model is loaded."""
+    if info.needs_prompt:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidRequest(f"3D backend {info.name!r} makes 3D from a sketch and a prompt; the prompt is empty: "
+                                 "say what the sketch shows")
+        if len(prompt) > MAX_MESH_PROMPT_CHARS:
+            raise InvalidRequest(f"prompt is {len(prompt)} characters; at most {MAX_MESH_PROMPT_CHARS} are accepted")
+        return {"prompt": prompt.strip()}
+    if prompt:
+        needs = [b.name for b in catalog.MESH_BACKENDS.values() if b.needs_prompt]
+        raise InvalidRequest(f"3D backend {info.name!r} makes 3D from the image alone and takes no prompt; "
+                             f"sketch + prompt needs {' or '.join(map(repr, needs))}")
+    return {}
+
+
+def _check_topology(topology: str) -> None:
+    if topology not in TOPOLOGIES:
+        raise InvalidRequest(f"topology {topology!r} is not one of {', '.join(TOPOLOGIES)}")
+
+
+def _reporter(on_progress, share: float = 0.8):
     if on_progress is None:
         return None
 
     def report(stage: str, fraction: float) -> None:
-        on_progress(fraction * 0.8, stage)
+        on_progress(fraction * share, stage)
 
     return report
 
+
+def _side_by_side(images):
+    """The six generated views in one row (front, right, back, left, top, bottom)."""
+    from PIL import Image
+
+    w, h = images[0].size
+    strip = Image.new("RGB", (w * len(images), h))
+    for i, image in enumerate(images):
+        strip.paste(image, (i * w, 0))
+    return strip

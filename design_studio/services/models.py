@@ -10,10 +10,9 @@ import threading
 from pathlib import Path
 
 from .. import catalog
-from ..errors import InvalidRequest, ModelMissing
+from ..errors import InvalidRequest
 from ..settings import Settings
 from .base import translate_errors
-
 
 
 class ModelCache:
@@ -46,7 +45,8 @@ class ModelCache:
         return dict(catalog.MESH_DEFAULTS[self.settings.profile])
 
     def status(self) -> list[catalog.ModelStatus]:
-        return catalog.status(self.settings.profile, self.settings.resolved_models_dir)
+        """Every role of the profile; tiny twins count as present (they are built on first use)."""
+        return catalog.status(self.settings.profile, self.settings.resolved_models_dir, build_tiny=False)
 
     def share(self, other: "ModelCache") -> None:
         """Use the models ``other`` has already loaded (same process; e.g. several studios on one machine)."""
@@ -64,7 +64,10 @@ class ModelCache:
             if key not in self._models:
                 entry, path = catalog.require(self.settings.profile, role, self.settings.resolved_models_dir)
                 self.check_model_path(path)
-                self._models[key] = self._load(role, entry, path)
+                base = catalog.base_of(entry, self.settings.resolved_models_dir)  # an adapter's base model
+                if base is not None:
+                    self.check_model_path(base[1])
+                self._models[key] = self._load(role, entry, path, base_path=base[1] if base else None)
             return self._models[key]
 
     def require_path(self, role: str) -> tuple[catalog.ModelEntry, Path]:
@@ -92,40 +95,8 @@ class ModelCache:
         return ConceptLimits(max_prompt_chars=s.max_prompt_chars, max_steps=s.max_steps,
                              max_images=s.max_images, max_side=s.max_side)
 
-    def _load(self, role: str, entry: catalog.ModelEntry, path: Path):
+    def _load(self, role: str, entry: catalog.ModelEntry, path: Path, base_path: Path | None = None):
         from pipelines.devices import resolve_dtype
 
-        device = self.device
-        if role == "concept":
-            from pipelines.concept import ConceptModel
-
-            dtype = resolve_dtype(self.settings.dtype, device)
-            return ConceptModel.load(path, name=entry.repo_id, revision=entry.revision, device=device, dtype=dtype)
-        if role == "depth":
-            from pipelines.mesh.depth_relief import DepthReliefBackend
-
-            return DepthReliefBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=device)
-        if role == "segmentation":
-            from pipelines.background import SegmentationModel
-
-            return SegmentationModel.load(path, model_name=entry.repo_id, revision=entry.revision, device=device)
-        if role == "lrm":
-            from pipelines.mesh.lrm import LRMBackend
-
-            return LRMBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=device)
-        if role in ("shap-e", "shap-e-text"):
-            from pipelines.mesh.shap_e import ShapEBackend
-
-            return ShapEBackend.load(path, model_name=entry.repo_id, revision=entry.revision, device=device,
-                                     steps=self.mesh_defaults["shap_e_steps"])
-        if role == "hunyuan3d":
-            raise ModelMissing(hunyuan_message(entry))
-        raise InvalidRequest(f"no loader for the model role {role!r}")
-
-
-def hunyuan_message(entry) -> str:
-    return (
-        f"{entry.repo_id} is not installed. WARNING: its licence ({entry.licence_line}) excludes the EU, UK and "
-        "South Korea and it is not a default; to opt in, install the hy3dgen package and its weights yourself "
-        "after checking your territory"
-    )
+        return catalog.load_entry(entry, path, self.device, resolve_dtype(self.settings.dtype, self.device),
+                                  base_path=base_path)

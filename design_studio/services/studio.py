@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from ..access import AccessPolicy
+from ..private_paths import prepare_data_dir
 from ..settings import Settings
 from ..store import Store
 from .batch import BatchService
@@ -20,6 +21,7 @@ from .meshes import MeshService
 from .models import ModelCache
 from .production import ProductionService
 from .team import TeamService
+from .trace import TraceService
 from .vault import VaultService
 
 
@@ -28,7 +30,7 @@ class Studio:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(self.settings.data_dir)
         self.store = Store(self.settings.resolved_database_url, self.settings.files_dir)
         self.access = AccessPolicy(self.store)
         self.models = ModelCache(self.settings)
@@ -41,6 +43,7 @@ class Studio:
         self.production = ProductionService(self.store, self.designs, self.access)
         self.batch = BatchService(self.settings, self.store, self.models, self.concepts, self.meshes, self.access)
         self.jobs = JobBoard()
+        self.tracer = TraceService(self.store, self.production.verify_file)
 
 
 #: Public methods of the services, reachable on ``Studio`` under the same name.

@@ -10,6 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        from ..private_paths import narrow_sqlite_files, private_sqlite, sqlite_file
+
+        private_sqlite(url)  # owner-only: the database holds the password hashes
+        db_file = sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -20,6 +24,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            if db_file is not None:
+                narrow_sqlite_files(db_file)  # -wal/-shm left by an older, wider database file
 
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -23,9 +23,9 @@ def user_rows(studio: Studio) -> list[list]:
 
 
 def models_md(studio: Studio) -> str:
-    lines = ["| role | model | licence | on this machine |", "|---|---|---|---|"]
+    lines = ["| role | model | licence | lineage | on this machine |", "|---|---|---|---|---|"]
     for st in studio.model_status():
-        lines.append(f"| {st.entry.role} | `{st.entry.repo_id}` | {st.entry.licence_line} | "
+        lines.append(f"| {st.entry.role} | `{st.entry.repo_id}` | {st.entry.licence_line} | {st.entry.lineage_line} | "
                      f"{'yes' if st.available else 'missing — ' + st.how_to_get} |")
     return "\n".join(lines)
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import shutil
 import threading
 
 import gradio as gr
@@ -16,6 +15,7 @@ from .batch_tab import build_batch_tab
 from .history_tab import build_history_tab
 from .ledger_tab import build_ledger_tab
 from .review_tab import build_review_tab
+from .sessions import SessionFolders
 from .studio_tab import build_studio_tab
 
 ROLE_NAMES = {"designer": "Designer", "creative_director": "Creative director", "admin": "Admin"}
@@ -38,13 +38,6 @@ def who_line(studio: Studio, username: str | None) -> str:
         return "Working without accounts (solo mode) · add accounts with `studio users add` to require sign-in"
     role = studio.role_of(username)
     return f"Signed in as **{username}** · {ROLE_NAMES.get(role or '', 'no role')} · [Sign out](/logout)"
-
-
-def session_dir(studio: Studio, request: gr.Request | None):
-    from ..app import sessions_dir
-
-    key = getattr(request, "session_hash", None) or "anonymous"
-    return sessions_dir(studio.settings) / "".join(c for c in key if c.isalnum())[:64]
 
 
 def track_gpu_jobs(demo: gr.Blocks, studio: Studio) -> list:
@@ -148,10 +141,13 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab("Admin", id="admin", elem_id="tab-admin", visible=False) as admin_tab:
                 admin = build_admin_tab(studio)
         register_api(studio)
+        from ..app import sessions_dir
+
+        folders = SessionFolders(sessions_dir(studio.settings), studio.accounts_enabled)
+        demo.session_folders = folders
 
         def on_load(request: gr.Request):
-            folder = session_dir(studio, request)
-            folder.mkdir(parents=True, exist_ok=True)
+            folders.open(getattr(request, "session_hash", None), getattr(request, "username", None))
             username = getattr(request, "username", None)
             is_admin = studio.role_of(username) == "admin"
             return (who_line(studio, username), gr.Tab(visible=is_admin), *history.refresh(username),
@@ -161,7 +157,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                   api_visibility="private", queue=False)
 
         def on_unload(request: gr.Request):
-            shutil.rmtree(session_dir(studio, request), ignore_errors=True)
+            folders.close(getattr(request, "session_hash", None), getattr(request, "username", None))
 
         demo.unload(on_unload)
 

@@ -9,6 +9,7 @@ import gradio as gr
 from ..errors import InvalidRequest
 from ..services import Studio
 from .common import actor_of, optional_int, progress_adapter, user_errors
+from .image_inputs import guard_image_input
 from .shortlist_panel import build_shortlist_panel
 
 CHOOSE_HINT = "Generate concepts, then click one to choose it."
@@ -104,6 +105,8 @@ def build_inputs(studio: Studio) -> ConceptInputs:
         )
         init_image = gr.Image(type="filepath", label="Starting image (image → image)", elem_id="init-image",
                               sources=("upload", "clipboard"), height=200)
+        guard_image_input(sketch, max_pixels=s.max_image_pixels, label="sketch")
+        guard_image_input(init_image, max_pixels=s.max_image_pixels, label="starting image")
         with gr.Row():
             strength = gr.Slider(0.0, 1.0, value=0.8, step=0.05, elem_id="strength",
                                  label="Strength (sketch: how strongly it holds · image: how much it changes)")

@@ -5,9 +5,13 @@ import gradio as gr
 
 from ..services import Studio
 from .common import actor_of, progress_adapter, user_errors
+from .image_inputs import guard_image_input
 
 MATERIALS = ["leather", "canvas", "metal", "silk"]
-FORMATS = ["glb", "obj", "zip"]
+FORMATS = ["glb", "obj", "usdz", "zip"]
+TEXTURES = [("project — the concept image projected (fast)", "project"),
+            ("multiview — six generated views painted all round (MV-Adapter)", "multiview")]
+TOPOLOGIES = [("triangles", "triangles"), ("quads (CAD/CLO handoff; OBJ and USDZ keep them, GLB is triangles)", "quads")]
 
 
 def _write_downloads(studio: Studio, design_id: int, files: dict[str, bytes]) -> list[str]:
@@ -34,11 +38,23 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
                                     elem_id="mesh-faces")
             texture_size = gr.Dropdown([256, 512, 1024, 2048], value=defaults["texture_size"], label="Texture size (px)",
                                        elem_id="mesh-texture")
+        topology = gr.Radio(TOPOLOGIES, value="triangles", label="Topology", elem_id="mesh-topology")
+        texture_mode = gr.Radio(TEXTURES, value=defaults["texture"], label="Texture", elem_id="mesh-texture-mode")
         gr.Markdown("Thin, flat parts (straps, handles, leather panels): **depth-relief**. Whole closed objects: "
-                    "**lrm**. Restricted licences are marked and never the default.")
+                    "**triposg** (detailed) or **lrm** (fast). A sketch and a prompt: **Sketch → 3D** below "
+                    "(triposg-scribble). Restricted licences are marked and never the default.")
     with gr.Row():
         size_cm = gr.Number(value=30, label="Largest size (cm)", minimum=0.1, maximum=1000)
         make3d = gr.Button("Make 3D", variant="primary", elem_id="make3d")
+    with gr.Accordion("Sketch → 3D", open=False):
+        with gr.Row():
+            sketch = gr.Image(label="Sketch", type="filepath", sources=["upload", "clipboard"], height=180,
+                              elem_id="mesh-sketch")
+            guard_image_input(sketch, max_pixels=studio.settings.max_image_pixels, label="sketch")
+            with gr.Column():
+                sketch_prompt = gr.Textbox(label="What the sketch shows", placeholder="a structured tote with a top handle",
+                                           max_lines=2, elem_id="mesh-sketch-prompt")
+                sketch3d = gr.Button("Sketch → 3D", elem_id="sketch3d")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             viewer = gr.Model3D(label="3D", height=360, elem_id="viewer", clear_color=(0.96, 0.95, 0.93, 1.0))
@@ -47,6 +63,8 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
                                  interactive=False)
             turntable = gr.Image(label="Turntable", type="filepath", height=170, elem_id="mesh-turntable",
                                  interactive=False)
+            turntable_mp4 = gr.Video(label="Turntable (MP4)", height=170, elem_id="mesh-turntable-mp4",
+                                     interactive=False, autoplay=True, loop=True)
     download = gr.File(label="Download GLB", elem_id="download")
     mesh_info = gr.Markdown(elem_id="mesh-info")
     with gr.Row():
@@ -67,8 +85,8 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         return (str(thumb) if thumb else None), (str(gif) if gif else None)
 
     @user_errors
-    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, request: gr.Request,
-                  progress=gr.Progress()):
+    def on_make3d(design_id, size_cm, backend, material, face_budget, texture_size, topology, texture,
+                  request: gr.Request, progress=gr.Progress()):
         if design_id is None:
             raise gr.Error("Choose a concept first: generate, then click an image.")
         if size_cm is None:
@@ -77,10 +95,40 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
             raise gr.Error(f"Face budget must be at least 4 faces, got {face_budget}.")
         mesh = studio.make_mesh(int(design_id), backend=backend, size_cm=float(size_cm), material=material,
                                 face_budget=int(face_budget), texture_size=int(texture_size),
+                                topology=topology or "triangles", texture=texture,
                                 on_progress=progress_adapter(progress), actor=actor_of(studio, request))
         thumb, gif = previews(mesh)
         p = mesh.params
         info = (f"design {mesh.id} · {p['backend']} · {p['faces']} faces · "
+                f"{'watertight' if p.get('watertight') else 'not watertight'} · {p['size_cm']:g} cm · {p['material']} · "
+                f"texture: {(p.get('texture') or {}).get('mode', 'project')}")
+        topo = p.get("topology") or {}
+        if topo.get("kind") == "quads":
+            info += f" · {topo['quads']} quads + {topo['triangles']} triangles"
+        if (p.get("bom") or {}).get("restricted"):
+            info += " · **RESTRICTED:** " + "; ".join(p["bom"].get("restricted_parts", []))
+        return (str(studio.store.file_path(mesh)), thumb, gif, str(studio.download_copy(mesh)), info, mesh.id)
+
+    @user_errors
+    def on_sketch3d(sketch_path, prompt, size_cm, material, face_budget, texture_size, request: gr.Request,
+                    progress=gr.Progress()):
+        # Checked before the sketch is stored, so a refused request leaves nothing behind.
+        if not sketch_path:
+            raise gr.Error("Upload a sketch first.")
+        if not (prompt or "").strip():
+            raise gr.Error("Say what the sketch shows (a short prompt) before making 3D from it.")
+        if size_cm is None:
+            raise gr.Error("Enter the largest size in centimetres.")
+        if face_budget is None or face_budget < 4:
+            raise gr.Error(f"Face budget must be at least 4 faces, got {face_budget}.")
+        actor = actor_of(studio, request)
+        image = studio.import_image(sketch_path, name="sketch.png", actor=actor)
+        mesh = studio.make_mesh(image.id, backend="triposg-scribble", prompt=prompt, size_cm=float(size_cm),
+                                material=material, face_budget=int(face_budget), texture_size=int(texture_size),
+                                on_progress=progress_adapter(progress), actor=actor)
+        thumb, gif = previews(mesh)
+        p = mesh.params
+        info = (f"design {mesh.id} · {p['backend']} · “{p.get('prompt', '')}” · {p['faces']} faces · "
                 f"{'watertight' if p.get('watertight') else 'not watertight'} · {p['size_cm']:g} cm · {p['material']}")
         return (str(studio.store.file_path(mesh)), thumb, gif, str(studio.download_copy(mesh)), info, mesh.id)
 
@@ -97,9 +145,18 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count), actor=actor_of(studio, request))
         return [(previews(v)[0], f"{v.params['colourway']} {v.params['hex']}") for v in variants if previews(v)[0]]
 
-    make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size],
+    def on_mp4(mesh_id):
+        if mesh_id is None:
+            return None
+        path = studio.preview_path(studio.store.design(int(mesh_id)), "turntable_mp4")
+        return str(path) if path else None
+
+    make3d.click(on_make3d, [selected, size_cm, backend, material, face_budget, texture_size, topology, texture_mode],
                  [viewer, thumbnail, turntable, download, mesh_info, mesh_state], api_name="make_mesh",
-                 concurrency_id="gpu")
+                 concurrency_id="gpu").success(on_mp4, [mesh_state], [turntable_mp4], api_name=False)
+    sketch3d.click(on_sketch3d, [sketch, sketch_prompt, size_cm, material, face_budget, texture_size],
+                   [viewer, thumbnail, turntable, download, mesh_info, mesh_state], api_name="sketch_to_mesh",
+                   concurrency_id="gpu").success(on_mp4, [mesh_state], [turntable_mp4], api_name=False)
     export.click(on_export, [mesh_state, fmt], [exported], api_name="export_mesh")
     make_cw.click(on_colourways, [mesh_state, palette, count], [colourways], api_name="colourways",
                   concurrency_id="gpu")

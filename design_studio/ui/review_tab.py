@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..services import Studio
+from ..errors import StudioError
 from .common import actor_of, user_errors
 
 CPU = dict(concurrency_id="cpu", concurrency_limit=4)
@@ -51,10 +52,42 @@ def card_md(studio: Studio, card) -> str:
              f"**Lineage:** {' → '.join(f'#{i}' for i in card.lineage)}",
              f"**Shortlisted by** {card.shortlisted_by or '—'}" + (f": “{card.note}”" if card.note else ""),
              "**Brand-guard flags:** " + (", ".join(card.flags) if card.flags else "none")]
+    lines += bom_md(card)
     for dec in card.decisions:
         lines.append(f"- {dec.action.replace('_', ' ')} by {dec.actor or 'someone'}, {dec.created_at:%Y-%m-%d %H:%M}"
                      + (f": “{dec.comment}”" if dec.comment else ""))
     return "\n\n".join(lines)
+
+
+def bom_md(card) -> list[str]:
+    """The bill of materials of the card's design and its mesh, with a warning when a part restricts it."""
+    from brand_guard.bom import bom_lines, bom_restrictions
+
+    out = []
+    for label, design in (("design", card.design), ("3D", card.mesh)):
+        bom = (design.params or {}).get("bom") if design is not None else None
+        if not bom:
+            continue
+        restrictions = bom_restrictions(bom)
+        if restrictions:
+            out.append(f"**⚠ RESTRICTED {label} #{design.id}:** " + "; ".join(restrictions))
+        parts = "\n".join(f"- `{line}`" for line in bom_lines(bom)[:-1])
+        out.append(f"<details><summary>Bill of materials ({label} #{design.id})</summary>\n\n{parts}\n\n</details>")
+    return out
+
+
+def trace_md(found) -> str:
+    """A traced file as a card: the design, who made it, when, with which model, and its signature."""
+    if not found.traced:
+        return f"**{found.status.capitalize()}.** The file carries no watermark of this studio."
+    verdict = {"valid": "the signed record verifies", "tampered": "**the signed record does NOT verify**"}.get(
+        found.signature, "no signed record to check")
+    return "\n\n".join([
+        f"### Design #{found.design_id} ({found.kind})",
+        f"**Made by** {found.created_by or '—'} · **on** {found.created_at} · **model** {found.model or '—'}",
+        f"**Prompt:** {found.prompt or '—'}",
+        f"**uid** `{found.uid}` · mark found in {found.source} · {verdict}",
+    ])
 
 
 def decisions_log(studio: Studio) -> str:
@@ -165,6 +198,24 @@ def build_review_tab(studio: Studio) -> ReviewTab:
     # Only the result line carries an error, so a refusal never blanks the board or the comment.
     decide.click(on_decide, [target, decision, comment], [result], api_name="decide_ui", **CPU).success(
         user_errors(after_decide), [status], [comment, *board_outputs], api_name=False, **CPU)
+
+    gr.Markdown("### Trace an image")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=300, elem_classes=["panel"]):
+            leaked = gr.File(label="A copy found outside (PNG, JPEG, WEBP, GLB or USDZ)", file_count="single",
+                             file_types=[".png", ".jpg", ".jpeg", ".webp", ".glb", ".usdz"], elem_id="trace-file")
+            trace_btn = gr.Button("Trace", elem_id="trace")
+        with gr.Column(scale=3, min_width=320):
+            traced = gr.Markdown("The watermark survives crops, resizes, screenshots and re-encoding: drop a copy "
+                                 "to see which design it is, who made it and when.", elem_id="trace-result")
+
+    def on_trace(path, request: gr.Request):
+        studio.access.check(actor_of(studio, request), "trace")
+        if not path:
+            raise StudioError("choose a file to trace")
+        return trace_md(studio.tracer.trace(path))
+
+    trace_btn.click(user_errors(on_trace), [leaked], [traced], api_name="trace", **CPU)
 
     def refresh(username):
         return board_values("shortlisted", username)

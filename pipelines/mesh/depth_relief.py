@@ -78,7 +78,6 @@ class DepthReliefBackend(ProcessorModel):
     """Depth relief from a transformers depth-estimation model (Depth Anything class)."""
 
     name = "depth-relief"
-    segmenter = None  # optional background-removal model (pipelines.background.SegmentationModel)
 
     auto_class = "AutoModelForDepthEstimation"
 
@@ -110,7 +109,7 @@ class DepthReliefBackend(ProcessorModel):
         options = check_options(options)
         timer = timer or StageTimer()
         with timer.stage("background"):
-            prepared = prepare_image(image, self.segmenter)
+            prepared = prepare_image(image)
         rgba = prepared.image
         rgb = on_background(rgba)
         n = int(options.resolution)

@@ -1,8 +1,15 @@
-"""Mesh export: bytes out, bytes in; only callers touch files."""
+"""Mesh export: bytes out, bytes in; only callers touch files.
+
+``EXPORTERS`` maps each format to a function ``(mesh, name) -> {filename: bytes}``; ``export(mesh,
+fmt, name)`` looks the format up there. The ZIP bundle (which also carries provenance) is built by
+``export_zip`` from the same exporters.
+"""
 from __future__ import annotations
 
 import io
 from pathlib import Path
+
+from ..errors import InvalidInput
 
 
 def export_glb(mesh) -> bytes:
@@ -45,6 +52,33 @@ def export_obj(mesh, name: str = "model") -> dict[str, bytes]:
     return out
 
 
+def _glb_files(mesh, name: str = "model") -> dict[str, bytes]:
+    return {f"{name}.glb": export_glb(mesh)}
+
+
+def _usdz_files(mesh, name: str = "model") -> dict[str, bytes]:
+    from .usdz import export_usdz
+
+    return {f"{name}.usdz": export_usdz(mesh, name)}
+
+
+#: Format -> exporter ``(mesh, name) -> {filename: bytes}``; the first file named ``name.<format>``
+#: is the main one, any others (OBJ's MTL and PNG) travel beside it.
+EXPORTERS = {
+    "glb": _glb_files,
+    "obj": export_obj,
+    "usdz": _usdz_files,
+}
+
+
+def export(mesh, fmt: str, name: str = "model") -> dict[str, bytes]:
+    """``{filename: bytes}`` of ``mesh`` in format ``fmt`` (one of ``EXPORTERS``)."""
+    exporter = EXPORTERS.get(fmt)
+    if exporter is None:
+        raise InvalidInput(f"export format {fmt!r} is not one of {', '.join(EXPORTERS)}")
+    return exporter(mesh, name)
+
+
 #: Where signatures go: brand_guard fills ``signature`` later; the ZIP already carries the slot.
 PROVENANCE_NAME = "provenance.json"
 
@@ -59,8 +93,8 @@ def export_zip(mesh, provenance: dict, name: str = "model", sign=None) -> bytes:
     import json
     import zipfile
 
-    files = {f"{name}.glb": export_glb(mesh)}
-    files.update(export_obj(mesh, name))
+    files = export(mesh, "glb", name)
+    files.update(export(mesh, "obj", name))
     record = dict(provenance)
     record["files"] = {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())}
     record.setdefault("signature", None)

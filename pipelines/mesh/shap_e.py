@@ -45,7 +45,6 @@ class ShapEBackend:
     """Shap-E; ``pipe`` is a ``ShapEImg2ImgPipeline`` (image -> 3D) or a ``ShapEPipeline`` (text -> 3D)."""
 
     name = "shap-e"
-    segmenter = None  # optional background-removal model (pipelines.background.SegmentationModel)
 
     def __init__(self, pipe, *, model_name: str, revision: str = "local", device: str = "cpu", steps: int = 64,
                  guidance: float = 3.0):
@@ -142,7 +141,7 @@ class ShapEBackend:
             raise InvalidInput(f"the model {self.model_name} makes 3D from text; give a prompt, not an image")
         timer = timer or StageTimer()
         with timer.stage("background"):
-            prepared = prepare_image(image, self.segmenter, margin=0.1)
+            prepared = prepare_image(image, margin=0.1)
         return self._run(on_background(prepared.image), options, on_progress, timer, prepared.mask_source)
 
     def generate(self, prompt: str, options: MeshOptions, on_progress: Callable[[str, float], None] | None = None,

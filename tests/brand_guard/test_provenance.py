@@ -212,4 +212,3 @@ def test_watermark_survives_jpeg75_and_half_size(textured_image, keys, record):
     assert prov.detect_watermark(Image.open(io.BytesIO(buf.getvalue()))) == want
     half = stamped.convert("RGB").resize((256, 256), Image.BICUBIC)
     assert prov.detect_watermark(half) == want
-    assert prov.detect_watermark(half, rescale=False) is None
