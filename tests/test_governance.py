@@ -36,7 +36,7 @@ def test_large_outputs_carry_a_readable_watermark(studio):
     from brand_guard.provenance import detect_watermark
     from PIL import Image
 
-    design = studio.generate_concepts("a quilted clutch", n=1, seed=1, width=256, height=256, actor=as_user(studio, "ana"))[0]
+    design = studio.generate_concepts("a quilted clutch", n=1, seed=1, width=512, height=512, actor=as_user(studio, "ana"))[0]
     with Image.open(studio.store.file_path(design)) as im:
         assert detect_watermark(im.convert("RGB")) == watermark_payload(design.uid)
 
