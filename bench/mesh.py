@@ -160,8 +160,8 @@ def multiview(models_dir: Path, repeats: int = 2) -> dict[str, dict[str, float]]
     studio = Studio(Settings(data_dir=Path(tempfile.mkdtemp()) / "data", models_dir=models_dir, profile="tiny", device="cpu"))
     img = Image.new("RGB", (256, 200), "white")
     ImageDraw.Draw(img).rounded_rectangle((50, 70, 206, 180), 18, fill=(154, 78, 28))
-    result = studio._mesh_backend("lrm").reconstruct(img, MeshOptions(face_budget=5000, texture_size=512, grid=48, seed=1))
-    generator = studio._model("multiview")  # loading is not timed: the studio keeps models loaded
+    result = studio.meshes.backend("lrm").reconstruct(img, MeshOptions(face_budget=5000, texture_size=512, grid=48, seed=1))
+    generator = studio.models.get("multiview")  # loading is not timed: the studio keeps models loaded
     rows: dict[str, dict[str, float]] = {}
     best: dict[str, float] = {}
     for _ in range(repeats):

@@ -135,7 +135,7 @@ def validate_glb(path: Path) -> None:
 
 # ---------------------------------------------------------------------------- models
 def test_status_lists_every_role_missing_before_and_ok_after_the_pull(cli_env, profile, pulled, tmp_path, capsys):
-    roles = list(catalog.PROFILES[profile])
+    roles = [entry.role for _, entry in catalog.profile_models(profile)]  # with the base models adapters run on
     assert len(roles) >= (6 if profile == "standard" else 5)
     fresh = ["--profile", profile, "--data-dir", str(tmp_path / "fresh")]
     assert main(["models", "status", *fresh]) == 1
@@ -349,7 +349,7 @@ def test_the_page_starts_on_the_profile(studio, profile):
     blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
     assert blocks["model-banner"].value == banner
     offered = [value for _, value in blocks["mesh-backend"].choices]
-    assert offered == backend_names(profile) and blocks["mesh-backend"].value == "lrm"
+    assert offered == backend_names(profile) and blocks["mesh-backend"].value == catalog.MESH_DEFAULTS[profile]["backend"]
 
 
 def test_the_page_is_served_on_loopback_for_the_profile(profile, pulled, tmp_path, empty_keys):
