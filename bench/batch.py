@@ -62,7 +62,7 @@ def forward_pass_batching(work: Path, models: Path, count: int, steps: int) -> d
 
     studio = Studio(Settings(data_dir=work / "data-fp", models_dir=models, profile="tiny", device="cpu"))
     studio.generate_concepts("warm-up", n=2, seed=1, steps=steps)
-    pipe = studio._model("concept").pipe
+    pipe = studio.models.get("concept").pipe
     prompts = [f"quilted shoulder bag variant {i}" for i in range(count)]
 
     def timed(fn) -> float:

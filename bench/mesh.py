@@ -47,7 +47,7 @@ def backends(models_dir: Path, repeats: int = 2) -> dict[str, dict[str, float]]:
         print(f"render stage skipped: {why}")
     rows = {}
     for name in ("depth-relief", "lrm", "shap-e"):
-        backend = studio._mesh_backend(name)  # loading is not timed: the studio keeps models loaded
+        backend = studio.meshes.backend(name)  # loading is not timed: the studio keeps models loaded
         options = MeshOptions(resolution=96, face_budget=5000, texture_size=512, grid=48, seed=1)
         best: dict[str, float] = {}
         for _ in range(repeats):  # the first run pays one-off warm-ups; keep the best of each stage
@@ -160,8 +160,8 @@ def multiview(models_dir: Path, repeats: int = 2) -> dict[str, dict[str, float]]
     studio = Studio(Settings(data_dir=Path(tempfile.mkdtemp()) / "data", models_dir=models_dir, profile="tiny", device="cpu"))
     img = Image.new("RGB", (256, 200), "white")
     ImageDraw.Draw(img).rounded_rectangle((50, 70, 206, 180), 18, fill=(154, 78, 28))
-    result = studio._mesh_backend("lrm").reconstruct(img, MeshOptions(face_budget=5000, texture_size=512, grid=48, seed=1))
-    generator = studio._model("multiview")  # loading is not timed: the studio keeps models loaded
+    result = studio.meshes.backend("lrm").reconstruct(img, MeshOptions(face_budget=5000, texture_size=512, grid=48, seed=1))
+    generator = studio.models.get("multiview")  # loading is not timed: the studio keeps models loaded
     rows: dict[str, dict[str, float]] = {}
     best: dict[str, float] = {}
     for _ in range(repeats):
@@ -208,7 +208,7 @@ def docs_picture(path: Path) -> None:
     draw.arc((70, 20, 186, 150), 180, 360, fill=(120, 55, 20), width=10)  # a thin handle
     tiles = [src.resize((200, 200))]
     for name in ("depth-relief", "lrm", "shap-e"):
-        result = studio._mesh_backend(name).reconstruct(src, MeshOptions(resolution=128, face_budget=8000,
+        result = studio.meshes.backend(name).reconstruct(src, MeshOptions(resolution=128, face_budget=8000,
                                                                           texture_size=512, grid=64, seed=1))
         tiles.append(render.render_thumbnail(result.mesh, 200, angle_deg=-35))
     sheet = Image.new("RGB", (200 * len(tiles), 224), "white")

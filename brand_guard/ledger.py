@@ -45,6 +45,7 @@ class LedgerEvent(str, Enum):
     SAMPLE_REJECTED = "sample_rejected"
     RELEASED_TO_PRODUCTION = "released_to_production"
     STYLE_DROPPED = "style_dropped"
+    BASELINE_SET = "baseline_set"
 
 
 class Role(str, Enum):
@@ -58,16 +59,19 @@ class Role(str, Enum):
 
 DECISION_EVENTS = frozenset({
     LedgerEvent.APPROVED, LedgerEvent.REJECTED, LedgerEvent.CHANGES_REQUESTED, LedgerEvent.FLAG_OVERRIDDEN,
-    LedgerEvent.RELEASED_TO_PRODUCTION, LedgerEvent.STYLE_DROPPED,
+    LedgerEvent.RELEASED_TO_PRODUCTION, LedgerEvent.STYLE_DROPPED, LedgerEvent.BASELINE_SET,
 })
 DECIDING_ROLES = frozenset({Role.CREATIVE_DIRECTOR.value, Role.ADMIN.value})
 REQUIRED_PAYLOAD = {
     LedgerEvent.SAMPLE_ORDERED: ("supplier", "material", "cost", "currency"),
     LedgerEvent.RELEASED_TO_PRODUCTION: ("sku",),
     LedgerEvent.FLAG_OVERRIDDEN: ("reason",),
+    LedgerEvent.BASELINE_SET: ("collection", "samples_per_style", "days_to_approval"),
 }
-# Payload convention (every event): "style_id" (the root design of a lineage is the style) and
-# "collection"; "season" when known. Ratios group and count by these keys.
+# Payload convention (every event about a style): "style_id" (the root design of a lineage is the
+# style) and "collection"; "season" when known. Ratios group and count by these keys. A baseline
+# belongs to a collection, not to a style, so it carries only its own keys.
+STYLELESS_EVENTS = frozenset({LedgerEvent.BASELINE_SET})
 CONVENTION_KEYS = ("style_id", "collection")
 
 ledger_metadata = MetaData()
@@ -239,6 +243,27 @@ class Ledger:
         payload: dict | None = None,
     ) -> LedgerEntry:
         """Record one event and return it. Raises PermissionDenied when `role` may not record `event`."""
+        checked = self._checked(event, actor, role, subject_type, subject_id, payload)
+        state: dict[str, tuple[int, str]] = {}  # per call, so threads sharing a Ledger do not mix
+        return self._with_lock(lambda conn: self._insert(conn, state, *checked),
+                               on_error=lambda conn: self._restore_head(state))
+
+    def append_with(self, work):  # type: ignore[no-untyped-def]
+        """Run `work(conn)` and append the events it returns, in ONE locked transaction: the rows `work`
+        writes on `conn` and the events commit together or not at all.
+
+        `work(conn)` returns `(result, events)`, each event a tuple
+        `(event, actor, role, subject_type, subject_id, payload)`; returns `(result, entries)`."""
+        state: dict[str, tuple[int, str]] = {}
+
+        def locked(conn: Connection):  # type: ignore[no-untyped-def]
+            result, events = work(conn)
+            checked = [self._checked(*event) for event in events]
+            return result, [self._insert(conn, state, *c) for c in checked]
+
+        return self._with_lock(locked, on_error=lambda conn: self._restore_head(state))
+
+    def _checked(self, event, actor, role, subject_type, subject_id, payload):  # type: ignore[no-untyped-def]
         event_value = _event_value(event)
         role_value = role.value if isinstance(role, Role) else str(role)
         payload = dict(payload or {})
@@ -255,34 +280,33 @@ class Ledger:
             canonical_json(payload)
         except (TypeError, ValueError) as exc:
             raise LedgerError(f"payload {payload!r} is not plain JSON data: {exc}") from exc
+        return event_value, actor, role_value, subject_type, subject_id, payload
+
+    def _insert(self, conn: Connection, state: dict, event_value: str, actor: str, role_value: str,
+                subject_type: str, subject_id: str, payload: dict) -> LedgerEntry:
+        """Append one checked event on `conn`, which holds the write lock; the head follows it."""
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        last = conn.execute(
+            select(ledger_events.c.seq, ledger_events.c.hash).order_by(ledger_events.c.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (int(last.seq) + 1, last.hash) if last else (1, GENESIS_HASH)
+        draft = LedgerEntry(seq, event_value, actor, role_value, subject_type, subject_id, payload, created_at, prev, "")
+        entry = LedgerEntry(**{**draft.to_dict(), "hash": draft.compute_hash()})
+        conn.execute(insert(ledger_events).values(**{**entry.to_dict(), "payload": canonical_json(payload)}))
+        if self.checkpoint_every and seq % self.checkpoint_every == 0:
+            conn.execute(insert(ledger_checkpoints).values(
+                seq=seq, hash=entry.hash, created_at=created_at, public_key=self.keys.public_key_b64,
+                signature=self.keys.sign(_checkpoint_bytes(seq, entry.hash)),
+            ))
+        # Written under the lock, before commit: heads are written in seq order. If the commit
+        # fails, `_restore_head` puts back the head of the tail before this transaction.
+        state.setdefault("prev_tail", (seq - 1, prev))
+        self._write_head(seq, entry.hash)
+        return entry
 
-        def work(conn: Connection) -> LedgerEntry:
-            state.pop("prev_tail", None)
-            last = conn.execute(
-                select(ledger_events.c.seq, ledger_events.c.hash).order_by(ledger_events.c.seq.desc()).limit(1)
-            ).first()
-            seq, prev = (int(last.seq) + 1, last.hash) if last else (1, GENESIS_HASH)
-            draft = LedgerEntry(seq, event_value, actor, role_value, subject_type, subject_id, payload, created_at, prev, "")
-            entry = LedgerEntry(**{**draft.to_dict(), "hash": draft.compute_hash()})
-            conn.execute(insert(ledger_events).values(**{**entry.to_dict(), "payload": canonical_json(payload)}))
-            if self.checkpoint_every and seq % self.checkpoint_every == 0:
-                conn.execute(insert(ledger_checkpoints).values(
-                    seq=seq, hash=entry.hash, created_at=created_at, public_key=self.keys.public_key_b64,
-                    signature=self.keys.sign(_checkpoint_bytes(seq, entry.hash)),
-                ))
-            # Written under the lock, before commit: heads are written in seq order. If the commit
-            # fails, the except path below restores the head of the previous tail.
-            state["prev_tail"] = (seq - 1, prev)
-            self._write_head(seq, entry.hash)
-            return entry
-
-        def restore_head(conn: Connection) -> None:
-            if "prev_tail" in state:  # the append failed after the head moved on: put it back
-                self._write_head(*state.pop("prev_tail"))
-
-        state: dict[str, tuple[int, str]] = {}  # per call, so threads sharing a Ledger do not mix
-        return self._with_lock(work, on_error=restore_head)
+    def _restore_head(self, state: dict) -> None:
+        if "prev_tail" in state:  # the transaction failed after the head moved on: put it back
+            self._write_head(*state.pop("prev_tail"))
 
     def _write_head(self, count: int, last_hash: str) -> None:
         body = {"format": HEAD_FORMAT, "count": count, "last_hash": last_hash, "public_key": self.keys.public_key_b64}
@@ -413,7 +437,8 @@ def _event_value(event: LedgerEvent | str) -> str:
 
 
 def _check_payload(event: LedgerEvent, payload: dict) -> None:
-    missing = [k for k in CONVENTION_KEYS + REQUIRED_PAYLOAD.get(event, ()) if payload.get(k) in (None, "")]
+    convention = () if event in STYLELESS_EVENTS else CONVENTION_KEYS
+    missing = [k for k in dict.fromkeys(convention + REQUIRED_PAYLOAD.get(event, ())) if payload.get(k) in (None, "")]
     if missing:
         raise LedgerError(
             f"{event.value} payload lacks {missing}; every event carries style_id and collection, "

@@ -92,7 +92,7 @@ def launch_options(settings: Settings, studio=None) -> dict:
                                    Middleware(UploadLimitMiddleware, limit_bytes=max_request_bytes(settings))]},
     )
     if studio is not None and studio.accounts_enabled():
-        options["auth"] = guard_login(studio.authenticate, LoginThrottle())
+        options["auth"] = guard_login(studio.access.authenticate, LoginThrottle())
         options["auth_message"] = "Design Studio — sign in with the account your studio admin gave you."
     return options
 

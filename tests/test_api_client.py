@@ -155,7 +155,7 @@ def test_trace_a_cropped_copy_through_the_api(app, tmp_path):
     from PIL import Image
 
     studio, url = app
-    design = studio.generate_concepts("a woven raffia tote", n=1, seed=4, width=512, height=512, actor="ann")[0]
+    design = studio.generate_concepts("a woven raffia tote", n=1, seed=4, width=512, height=512, actor=studio.access.session("ann"))[0]
     with Image.open(studio.store.file_path(design)) as im:
         im.convert("RGB").crop((40, 30, 470, 480)).save(tmp_path / "found-online.jpg", quality=70)
     card = client(url, "cleo").predict(handle_file(str(tmp_path / "found-online.jpg")), api_name="/trace")

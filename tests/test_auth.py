@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from design_studio import auth
+from design_studio import access as auth
 from design_studio.cli import main
 from design_studio.errors import InvalidRequest, NotFound
 
@@ -33,8 +33,9 @@ def test_roles_grant_what_the_studio_promises():
     assert not auth.allowed("designer", "decide") and not auth.allowed("admin", "decide")
     assert auth.allowed("admin", "manage_users") and not auth.allowed("creative_director", "manage_users")
     assert not auth.allowed(None, "view")
-    with pytest.raises(auth.Forbidden, match="'ann' \\(designer\\) may not decide; only a creative director"):
-        auth.require("designer", "decide", "ann")
+    assert auth.allowed("system", "create") and auth.allowed("system", "order_sample")
+    for act in ("decide", "release", "drop", "override_flag", "set_baseline", "manage_users"):
+        assert not auth.allowed("system", act), act
 
 
 def test_service_accounts_sign_in_and_names_are_checked(studio):
@@ -45,7 +46,7 @@ def test_service_accounts_sign_in_and_names_are_checked(studio):
     assert not studio.authenticate("", "")
     stored = studio.store.user("ann").password_hash
     assert stored.startswith("scrypt$") and "ann-designs-1" not in stored
-    for bad in ("", "../etc", "a b", "x" * 65):
+    for bad in ("", "../etc", "a b", "x" * 65, "system", "solo"):
         with pytest.raises(InvalidRequest):
             studio.add_user(bad, "designer", "long-enough-1")
     with pytest.raises(InvalidRequest, match="role 'boss' is unknown"):
@@ -58,18 +59,21 @@ def test_service_accounts_sign_in_and_names_are_checked(studio):
 def test_only_an_admin_manages_accounts_through_the_service(studio):
     studio.add_user("ada", "admin", "ada-admins-1")
     studio.add_user("ann", "designer", "ann-designs-1")
+    ann, ada = studio.access.session("ann"), studio.access.login("ada", "ada-admins-1")
+    with pytest.raises(auth.Forbidden, match="'ann' \\(designer\\) may not manage users; only an admin may"):
+        studio.add_user("eve", "admin", "eve-sneaks-1", actor=ann)
     with pytest.raises(auth.Forbidden):
-        studio.add_user("eve", "admin", "eve-sneaks-1", actor="ann")
-    with pytest.raises(auth.Forbidden):
-        studio.remove_user("ada", actor="ann")
-    studio.add_user("cleo", "creative_director", "cleo-directs-1", actor="ada")
+        studio.remove_user("ada", actor=ann)
+    with pytest.raises(auth.Forbidden):  # a name is not an actor
+        studio.add_user("eve", "admin", "eve-sneaks-1", actor="ada")
+    studio.add_user("cleo", "creative_director", "cleo-directs-1", actor=ada)
     with pytest.raises(InvalidRequest, match="your own account"):
-        studio.remove_user("ada", actor="ada")
+        studio.remove_user("ada", actor=ada)
     with pytest.raises(InvalidRequest, match="last admin"):
         studio.remove_user("ada")
-    studio.remove_user("cleo", actor="ada")
+    studio.remove_user("cleo", actor=ada)
     with pytest.raises(NotFound):
-        studio.remove_user("cleo", actor="ada")
+        studio.remove_user("cleo", actor=ada)
     assert sorted(u.name for u in studio.users()) == ["ada", "ann"]
 
 

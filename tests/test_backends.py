@@ -36,7 +36,7 @@ def load_backend(name: str, models_dir: Path):
     from design_studio.services import Studio
 
     studio = Studio(Settings(data_dir=models_dir / "backend-tests", models_dir=models_dir, profile="tiny", device="cpu"))
-    return studio._mesh_backend(name)
+    return studio.meshes.backend(name)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -115,7 +115,7 @@ def test_shap_e_text_to_3d(models_dir):
     from design_studio.services import Studio
 
     studio = Studio(Settings(data_dir=models_dir / "backend-tests", models_dir=models_dir, profile="tiny", device="cpu"))
-    text = studio._mesh_backend("shap-e", text=True)
+    text = studio.meshes.backend("shap-e", text=True)
     assert text.takes_text and not backend.takes_text
     options = MeshOptions(size_m=0.4, face_budget=800, texture_size=64, grid=24, seed=3)
     result = text.generate("a soft tote", options)

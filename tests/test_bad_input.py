@@ -36,7 +36,7 @@ def test_bad_generation_parameters(studio, kwargs, message):
         studio.generate_concepts(prompt, **kwargs)
     assert snapshot_files(studio.settings.files_dir) == before
     assert studio.store.designs() == []
-    assert studio._models == {}  # rejected before any model was loaded
+    assert studio.models.loaded("concept") is None  # rejected before any model was loaded
 
 
 def png_bytes(size=(32, 32)) -> bytes:

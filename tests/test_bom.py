@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from gov_helpers import cli_env
+from gov_helpers import as_user, cli_env
 
 from brand_guard.bom import Component, bill_of_materials, bom_lines, bom_restrictions, ffmpeg_licence
 from brand_guard.provenance import manifest_path
@@ -16,7 +16,9 @@ from design_studio.cli import main
 
 
 def embedded_record(studio, design) -> dict:
-    record = studio._embedded_record(studio.store.file_path(design))
+    from design_studio.services.designs import embedded_record as read_record
+
+    record = read_record(studio.store.file_path(design))
     return record.to_dict()
 
 
@@ -75,8 +77,8 @@ def test_a_restricted_component_flags_the_asset_and_its_children(studio, monkeyp
 def test_verify_prints_the_bom_and_warns_on_restricted(studio, settings, monkeypatch, capsys, tmp_path):
     for key, value in cli_env(settings).items():
         monkeypatch.setenv(key, value)
-    image = studio.generate_concepts("a tote", n=1, seed=8, actor="ana")[0]
-    mesh = studio.make_mesh(image.id, previews=False, actor="ana")
+    image = studio.generate_concepts("a tote", n=1, seed=8, actor=as_user(studio, "ana"))[0]
+    mesh = studio.make_mesh(image.id, previews=False, actor=as_user(studio, "ana"))
     glb = shutil.copyfile(studio.store.file_path(mesh), tmp_path / "bag.glb")
     shutil.copyfile(manifest_path(studio.store.file_path(mesh)), manifest_path(glb))
     assert main(["verify", str(glb)]) == 0
@@ -97,7 +99,7 @@ def test_verify_prints_the_bom_and_warns_on_restricted(studio, settings, monkeyp
 
     entry = catalog.entry_for("tiny", "concept")
     monkeypatch.setitem(catalog.CATALOGUE, entry.key, dataclasses.replace(entry, commercial=False))
-    restricted = studio.generate_concepts("a tote", n=1, seed=9, actor="ana")[0]
+    restricted = studio.generate_concepts("a tote", n=1, seed=9, actor=as_user(studio, "ana"))[0]
     png = shutil.copyfile(studio.store.file_path(restricted), tmp_path / "restricted.png")
     shutil.copyfile(manifest_path(studio.store.file_path(restricted)), manifest_path(png))
     assert main(["verify", str(png)]) == 0

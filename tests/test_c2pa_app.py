@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from c2pa_certs import make_chain
-from gov_helpers import cli_env
+from gov_helpers import cli_env, as_user
 
 from brand_guard.c2pa_sign import c2pa_errors, read_c2pa
 
@@ -28,7 +28,7 @@ def test_concepts_carry_c2pa_and_cli_verify_reports_it(c2pa_settings, tmp_path):
     from design_studio.services import Studio
 
     studio = Studio(c2pa_settings)
-    design = studio.generate_concepts("a saddle-stitched tote", n=1, seed=5, actor="ana")[0]
+    design = studio.generate_concepts("a saddle-stitched tote", n=1, seed=5, actor=as_user(studio, "ana"))[0]
     path = studio.store.file_path(design)
     store = read_c2pa(path.read_bytes())
     assert store is not None and c2pa_errors(store) == []
@@ -56,7 +56,7 @@ def test_concepts_carry_c2pa_and_cli_verify_reports_it(c2pa_settings, tmp_path):
 def test_without_certificate_no_c2pa_and_verify_says_absent(studio, settings, monkeypatch, capsys):
     from design_studio.cli import main
 
-    design = studio.generate_concepts("a plain clutch", n=1, seed=6, actor="ana")[0]
+    design = studio.generate_concepts("a plain clutch", n=1, seed=6, actor=as_user(studio, "ana"))[0]
     path = studio.store.file_path(design)
     assert read_c2pa(path.read_bytes()) is None
     for key, value in cli_env(settings).items():

@@ -46,10 +46,10 @@ def test_each_image_reproduces_alone_from_its_seed(studio):
 
 def test_model_is_loaded_once_and_reused(studio):
     studio.generate_concepts("a watch", n=1, seed=1)
-    model = studio._model("concept")
+    model = studio.models.get("concept")
     studio.generate_concepts("a ring", n=1, seed=2)
-    assert studio._model("concept") is model
-    assert model.pipe.unet is studio._model("concept").pipe.unet
+    assert studio.models.get("concept") is model
+    assert model.pipe.unet is studio.models.get("concept").pipe.unet
 
 
 def test_progress_reports_each_step(studio):

@@ -18,14 +18,14 @@ def test_switching_mode_reuses_the_loaded_modules(studio, tmp_path):
     from test_sketch import paper_scan
 
     studio.generate_concepts("a loafer", n=1, seed=1)
-    model = studio._model("concept")
+    model = studio.models.get("concept")
     text_modules = {name: getattr(model.pipe, name) for name in ("unet", "vae", "text_encoder", "tokenizer")}
     path = tmp_path / "s.png"
     paper_scan().save(path)
     first = studio.generate_concepts("a loafer", n=1, seed=1, sketch=path)
     studio.generate_concepts("a loafer", n=1, seed=1, init_image=studio.store.file_path(first[0]), strength=0.5)
     studio.generate_concepts("a loafer", n=1, seed=1)
-    assert studio._model("concept") is model
+    assert studio.models.get("concept") is model
     for mode in ("img2img", "sketch"):
         pipe = model.pipeline(mode)
         for name, module in text_modules.items():
@@ -100,7 +100,7 @@ class InjectedOOM:
 
 def test_out_of_memory_retries_with_smaller_batches_and_says_so(studio):
     reference = studio.generate_concepts("a sneaker", n=3, seed=20)
-    fault = InjectedOOM(studio._model("concept").pipe.unet, max_batch=2)  # 2 rows = one image with guidance
+    fault = InjectedOOM(studio.models.get("concept").pipe.unet, max_batch=2)  # 2 rows = one image with guidance
     try:
         designs = studio.generate_concepts("a sneaker", n=3, seed=20)
     finally:
@@ -115,7 +115,7 @@ def test_out_of_memory_retries_with_smaller_batches_and_says_so(studio):
 def test_out_of_memory_at_batch_one_is_a_clear_error_and_writes_nothing(studio):
     studio.generate_concepts("warm up", n=1, seed=1)
     before, count = snapshot_files(studio.settings.files_dir), len(studio.store.designs())
-    fault = InjectedOOM(studio._model("concept").pipe.unet, max_batch=0)
+    fault = InjectedOOM(studio.models.get("concept").pipe.unet, max_batch=0)
     try:
         with pytest.raises(ResourceExhausted, match="ran out of memory even with one image at a time, VAE"):
             studio.generate_concepts("a sneaker", n=2, seed=20)
@@ -131,7 +131,7 @@ def test_memory_modes_are_applied_and_recorded(settings):
     studio = Studio(settings)
     design = studio.generate_concepts("a ring", n=2, seed=1)[0]
     assert design.params["memory_modes"] == ["SDPA attention", "VAE slicing", "VAE tiling"]
-    vae = studio._model("concept").pipe.vae
+    vae = studio.models.get("concept").pipe.vae
     assert vae.use_slicing and vae.use_tiling
 
 
@@ -163,4 +163,4 @@ def test_bad_inputs_are_refused_before_any_work(studio, tmp_path, kwargs, messag
     with pytest.raises(StudioError, match=message):
         studio.generate_concepts("a bag", n=1, seed=1, **kwargs)
     assert studio.store.designs() == [] and snapshot_files(studio.settings.data_dir / "files") == before
-    assert ("tiny", "concept") not in studio._models  # refused before the model was even loaded
+    assert studio.models.loaded("concept") is None  # refused before the model was even loaded

@@ -5,7 +5,7 @@ import json
 import socket
 
 import pytest
-from gov_helpers import textured
+from gov_helpers import textured, as_user
 
 from brand_guard import egress
 from brand_guard.errors import EgressRefused
@@ -13,8 +13,8 @@ from brand_guard.provenance import manifest_path, watermark_payload
 
 
 def test_generated_png_and_mesh_carry_verified_provenance_and_ledger_events(studio):
-    images = studio.generate_concepts("a cognac leather tote", n=2, seed=7, actor="ana")
-    mesh = studio.make_mesh(images[0].id, actor="ana")
+    images = studio.generate_concepts("a cognac leather tote", n=2, seed=7, actor=as_user(studio, "ana"))
+    mesh = studio.make_mesh(images[0].id, actor=as_user(studio, "ana"))
     designs = images + [mesh]
     for d in designs:
         assert d.uid and len(d.uid) == 32 and d.params["uid"] == d.uid
@@ -36,7 +36,7 @@ def test_large_outputs_carry_a_readable_watermark(studio):
     from brand_guard.provenance import detect_watermark
     from PIL import Image
 
-    design = studio.generate_concepts("a quilted clutch", n=1, seed=1, width=256, height=256, actor="ana")[0]
+    design = studio.generate_concepts("a quilted clutch", n=1, seed=1, width=512, height=512, actor=as_user(studio, "ana"))[0]
     with Image.open(studio.store.file_path(design)) as im:
         assert detect_watermark(im.convert("RGB")) == watermark_payload(design.uid)
 
@@ -114,7 +114,7 @@ def test_guarded_mode_refuses_a_model_folder_with_pickles(studio, settings, tmp_
     (models / "tiny" / "tiny-concept" / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"pickle")
     studio.settings.models_dir = models
     with pytest.raises(InvalidRequest, match="pickle"):
-        studio.generate_concepts("a bag", n=1, actor="ana")
+        studio.generate_concepts("a bag", n=1, actor=as_user(studio, "ana"))
     assert studio.store.designs() == []
 
 
@@ -130,13 +130,14 @@ def _vault_with(studio, tmp_path, monkeypatch, seeds):
 
 
 def test_vault_image_is_flagged_and_shortlisting_needs_an_override(studio, tmp_path, monkeypatch):
-    from design_studio.services.governance import NearCopyBlocked, RoleRefused
+    from design_studio.access import Forbidden as RoleRefused
+    from design_studio.services.vault import NearCopyBlocked
 
     folder = _vault_with(studio, tmp_path, monkeypatch, [11, 12])
-    copy = studio.import_image(folder / "piece-11.png", actor="ana")
+    copy = studio.import_image(folder / "piece-11.png", actor=as_user(studio, "ana"))
     other = tmp_path / "other.png"
     textured(99).save(other)
-    fresh = studio.import_image(other, actor="ana")
+    fresh = studio.import_image(other, actor=as_user(studio, "ana"))
 
     result = studio.check_near_copy(copy.id)
     assert result.flagged and result.distance <= studio.settings.near_copy_threshold
@@ -146,13 +147,13 @@ def test_vault_image_is_flagged_and_shortlisting_needs_an_override(studio, tmp_p
     assert studio.store.design(fresh.id).params["flags"] == []
 
     with pytest.raises(NearCopyBlocked, match="flagged"):
-        studio.shortlist_guard(copy.id, "ana", "designer")
+        studio.shortlist_guard(copy.id, as_user(studio, "ana"))
     with pytest.raises(RoleRefused):
-        studio.shortlist_guard(copy.id, "ana", "designer", override_reason="looks fine to me")
-    studio.shortlist_guard(copy.id, "chloe", "creative_director", override_reason="our own 1967 archive motif, reissue")
+        studio.shortlist_guard(copy.id, as_user(studio, "ana"), override_reason="looks fine to me")
+    studio.shortlist_guard(copy.id, as_user(studio, "chloe"), override_reason="our own 1967 archive motif, reissue")
     overrides = studio.ledger.events(event="flag_overridden")
     assert len(overrides) == 1 and overrides[0].actor == "chloe" and "reissue" in overrides[0].payload["reason"]
-    assert studio.shortlist_guard(fresh.id, "ana", "designer").flagged is False
+    assert studio.shortlist_guard(fresh.id, as_user(studio, "ana")).flagged is False
 
     # the cached index is rebuilt when the vault changes
     studio.open_vault().add_images(other, "heritage", "archivist")
@@ -176,17 +177,18 @@ def test_vault_adapter_source_lists_and_loads_adapters(studio, tmp_path, monkeyp
 def test_shortlisting_a_near_copy_through_the_team_workflow(studio, tmp_path, monkeypatch):
     from team_server import add_team
 
-    from design_studio.services.governance import NearCopyBlocked, RoleRefused
+    from design_studio.access import Forbidden as RoleRefused
+    from design_studio.services.vault import NearCopyBlocked
 
     folder = _vault_with(studio, tmp_path, monkeypatch, [11])
     add_team(studio)
-    copy = studio.import_image(folder / "piece-11.png", actor="ann")
+    copy = studio.import_image(folder / "piece-11.png", actor=as_user(studio, "ann"))
     with pytest.raises(NearCopyBlocked, match="flagged"):
-        studio.shortlist(copy.id, actor="ann")
+        studio.shortlist(copy.id, actor=as_user(studio, "ann"))
     with pytest.raises(RoleRefused):
-        studio.shortlist(copy.id, actor="ann", override_reason="fine")
+        studio.shortlist(copy.id, actor=as_user(studio, "ann"), override_reason="fine")
     assert studio.store.design(copy.id).status == "draft"
-    studio.shortlist(copy.id, actor="cleo", override_reason="house reissue of our 1967 motif")
+    studio.shortlist(copy.id, actor=as_user(studio, "cleo"), override_reason="house reissue of our 1967 motif")
     design = studio.store.design(copy.id)
     assert design.status == "shortlisted" and design.params["flags"][0]["kind"] == "near_copy"
     assert [e.event for e in studio.ledger.events(subject_id=str(copy.id))][-2:] == ["flag_overridden", "shortlisted"]

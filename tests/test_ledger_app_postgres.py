@@ -10,6 +10,7 @@ import tempfile
 
 import pytest
 from browser import free_port
+from gov_helpers import as_user
 
 
 def _binary(name: str) -> str | None:
@@ -55,17 +56,18 @@ def test_store_and_ledger_on_postgresql(pg_url, tmp_path, models_dir):
     studio = Studio(Settings(data_dir=tmp_path / "data", models_dir=models_dir, key_dir=tmp_path / "keys",
                              profile="tiny", device="cpu", database_url=pg_url))
     assert studio.store.engine.dialect.name == "postgresql"
-    a, b = studio.generate_concepts("a silk scarf", n=2, seed=1, project="SS27 scarves", actor="ana")
+    a, b = studio.generate_concepts("a silk scarf", n=2, seed=1, project="SS27 scarves", actor=as_user(studio, "ana"))
     assert studio.verify_file(studio.store.file_path(a)).ok
-    studio.record_design_event("approved", a.id, "chloe", "creative_director")
-    studio.order_sample(a.id, "Maison Duval", "silk twill", "42.10", "EUR", actor="ana", role="designer")
-    studio.release_to_production(a.id, "SS27-SC-01", actor="chloe", role="creative_director")
+    studio.shortlist(a.id, actor=as_user(studio, "ana"))
+    studio.decide(a.id, "approved", "", actor=as_user(studio, "chloe"))
+    studio.order_sample(a.id, "Maison Duval", "silk twill", "42.10", "EUR", actor=as_user(studio, "ana"))
+    studio.release_to_production(a.id, "SS27-SC-01", actor=as_user(studio, "chloe"))
     result = studio.ledger.verify()
-    assert result.ok and result.count == 5, result.reason
+    assert result.ok and result.count == 6, result.reason
     [row] = studio.ratio_rows("SS27 scarves")
     assert row["samples_per_style_released"] == 1.0 and row["styles_concepted"] == 2
 
     with studio.store.engine.begin() as conn:  # an edited row is found on PostgreSQL too
-        conn.execute(text("UPDATE ledger_events SET payload = replace(payload, '42.10', '4.10') WHERE seq = 4"))
+        conn.execute(text("UPDATE ledger_events SET payload = replace(payload, '42.10', '4.10') WHERE seq = 5"))
     bad = studio.ledger.verify()
-    assert not bad.ok and bad.first_bad_seq == 4
+    assert not bad.ok and bad.first_bad_seq == 5

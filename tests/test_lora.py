@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gov_helpers import textured
+from gov_helpers import textured, as_user
 from PIL import Image
 
 from design_studio.errors import InvalidRequest
@@ -59,10 +59,10 @@ def test_train_lora_from_the_vault_leaves_no_plaintext_and_changes_outputs(studi
     started = time.time() - 1
 
     with pytest.raises(InvalidRequest, match="no images"):
-        studio.train_lora("unknown", "x", steps=1, actor="ana")
+        studio.train_lora("unknown", "x", steps=1, actor=as_user(studio, "ana"))
     losses_seen = []
     result = studio.train_lora("heritage", "heritage-v1", steps=14, rank=4, lr=5e-3, resolution=32, seed=0,
-                               actor="ana", on_progress=lambda f, m: losses_seen.append(m))
+                               actor=as_user(studio, "ana"), on_progress=lambda f, m: losses_seen.append(m))
     assert len(result.losses) == 14 and len(losses_seen) == 14 and "loss" in losses_seen[0]
     # on a fixed batch (same noise and timesteps) the loss after training is lower than before
     assert result.eval_loss_after < result.eval_loss_before * 0.98, (result.eval_loss_before, result.eval_loss_after)
@@ -89,8 +89,8 @@ def test_train_lora_from_the_vault_leaves_no_plaintext_and_changes_outputs(studi
     assert abs(after - before).max() > 1e-3
 
     # and the studio generates with it by name: recorded in the design and its signed provenance
-    plain = studio.generate_concepts("a heritage design", n=1, seed=5)[0]
-    styled = studio.generate_concepts("a heritage design", n=1, seed=5, adapters=["heritage-v1:1.0"])[0]
+    plain = studio.generate_concepts("a heritage design", n=1, seed=5, actor=as_user(studio, "ana"))[0]
+    styled = studio.generate_concepts("a heritage design", n=1, seed=5, adapters=["heritage-v1:1.0"], actor=as_user(studio, "ana"))[0]
     import hashlib as _h
 
     assert styled.params["adapters"] == [{"name": "heritage-v1", "weight": 1.0,

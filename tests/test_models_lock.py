@@ -168,10 +168,10 @@ def test_pulled_models_load_in_guarded_mode(mirror, tmp_path):
     pull("standard", models, source=mirror, log=quiet)
     studio = Studio(Settings(data_dir=tmp_path / "data", models_dir=models, profile="standard", device="cpu",
                              guarded=True, key_dir=tmp_path / "keys"))
-    assert studio._mesh_backend("shap-e").model_name == "openai/shap-e-img2img"
-    assert studio._mesh_backend("shap-e", text=True).model_name == "openai/shap-e"
-    assert studio._mesh_backend("depth-relief").model_name == "depth-anything/Depth-Anything-V2-Small-hf"
-    assert studio._mesh_backend("lrm").model_name == "stabilityai/TripoSR"
+    assert studio.meshes.backend("shap-e").model_name == "openai/shap-e-img2img"
+    assert studio.meshes.backend("shap-e", text=True).model_name == "openai/shap-e"
+    assert studio.meshes.backend("depth-relief").model_name == "depth-anything/Depth-Anything-V2-Small-hf"
+    assert studio.meshes.backend("lrm").model_name == "stabilityai/TripoSR"
 
 
 def test_verify_finds_changed_missing_and_pickle_files(mirror, tmp_path):

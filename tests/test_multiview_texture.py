@@ -395,7 +395,7 @@ def test_standard_profile_loads_mv_adapter_on_its_sdxl_base_through_the_registry
     for repo in (SDXL_REPO, MV_ADAPTER_REPO):  # the adapter twin is shaped for the SDXL twin beside it
         BUILDERS[repo](mirror / repo, 0)
     studio = Studio(Settings(data_dir=tmp_path / "data", models_dir=mirror, profile="standard", device="cpu"))
-    generator = studio._model("multiview")
+    generator = studio.models.get("multiview")
     assert (generator.model_name, generator.base_name) == (MV_ADAPTER_REPO, SDXL_REPO)
     assert generator.is_xl and type(generator.base).__name__ == "StableDiffusionXLPipeline"
     assert catalog.multiview_base("standard", mirror) == (catalog.CATALOGUE["sdxl-base"], mirror / SDXL_REPO)

@@ -7,6 +7,7 @@ import os
 import stat
 
 import pytest
+from gov_helpers import as_user
 from PIL import Image
 
 
@@ -34,7 +35,7 @@ def test_data_dir_database_keys_and_head_are_owner_only(settings, open_umask):
 
     studio = Studio(settings)
     studio.add_user("ann", "designer", "ann-designs-1")
-    studio.import_image(_png(), name="swatch.png")  # a ledger event: writes the signed head
+    studio.import_image(_png(), name="swatch.png", actor=as_user(studio, "ann"))  # a ledger event: writes the signed head
     data = settings.data_dir
     db = data / "studio.db"
     assert mode(data) == 0o700

@@ -123,7 +123,7 @@ def validate_glb(path: Path) -> None:
 
 # ---------------------------------------------------------------------------- models
 def test_status_lists_every_role_missing_before_and_ok_after_the_pull(cli_env, profile, pulled, tmp_path, capsys):
-    roles = list(catalog.PROFILES[profile])
+    roles = [entry.role for _, entry in catalog.profile_models(profile)]  # with the base models adapters run on
     assert len(roles) >= (6 if profile == "standard" else 5)
     fresh = ["--profile", profile, "--data-dir", str(tmp_path / "fresh")]
     assert main(["models", "status", *fresh]) == 1
@@ -135,7 +135,7 @@ def test_status_lists_every_role_missing_before_and_ok_after_the_pull(cli_env, p
     assert all("\tok " in ln and str(pulled / "models") in ln for ln in lines)
     assert main(["models", "verify", *cli_env]) == 0
     lock = json.loads((pulled / "models" / "models.lock.json").read_text())["models"]
-    assert {item["role"] for item in lock.values()} == set(roles)
+    assert {item["role"] for item in lock.values()} == {role for role, _ in catalog.profile_models(profile)}
 
 
 def test_a_hub_pull_while_offline_says_how_to_pull_and_writes_nothing(tmp_path, empty_keys, monkeypatch, capsys):
@@ -335,7 +335,7 @@ def test_the_page_starts_on_the_profile(studio, profile):
     blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
     assert blocks["model-banner"].value == banner
     offered = [value for _, value in blocks["mesh-backend"].choices]
-    assert offered == backend_names(profile) and blocks["mesh-backend"].value == "lrm"
+    assert offered == backend_names(profile) and blocks["mesh-backend"].value == catalog.MESH_DEFAULTS[profile]["backend"]
 
 
 def test_the_page_is_served_on_loopback_for_the_profile(profile, pulled, tmp_path, empty_keys):

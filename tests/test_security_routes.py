@@ -7,6 +7,7 @@ import urllib.parse
 import httpx
 import pytest
 from team_server import PASSWORDS, login, serve_team, team_settings
+from gov_helpers import as_user
 
 SECRET = b"house-archive-secret"
 
@@ -19,7 +20,7 @@ def app(tmp_path_factory, models_dir):
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).write_bytes(SECRET)
     with serve_team(settings) as (studio, demo, url):
-        design = studio.import_image(_png(), name="control.png", actor="ann")
+        design = studio.import_image(_png(), name="control.png", actor=as_user(studio, "ann"))
         with httpx.Client(timeout=30) as signed_in:
             assert login(signed_in, url, "ann").status_code == 200
             yield dict(studio=studio, url=url, client=signed_in, data=data, settings=settings,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from team_server import PASSWORDS, add_team
 
-from design_studio.auth import Forbidden
+from design_studio.access import Actor, Forbidden
 from design_studio.errors import InvalidRequest, NotFound
 from design_studio.services.jobs import Cancelled, JobBoard, cancellable
 
@@ -20,42 +20,44 @@ def loaded_models(tmp_path_factory, models_dir):
 
     first = Studio(Settings(data_dir=tmp_path_factory.mktemp("warm"), models_dir=models_dir, profile="tiny",
                             device="cpu"))
-    first._model("concept"), first._model("depth")
-    return first._models
+    first.models.get("concept"), first.models.get("depth")
+    return first.models
 
 
 @pytest.fixture
 def team(studio, loaded_models):
-    studio._models = loaded_models
+    studio.models.share(loaded_models)
     add_team(studio)
     return studio
 
 
-def make(studio, prompt="a cognac top-handle bag", n=2, project=None, actor="ann"):
-    """Image designs as generation records them, without running the model (that is tested elsewhere)."""
-    import io
+def as_(studio, name):
+    """The actor of a page session signed in as ``name`` (what Gradio's sign-in gives the handlers)."""
+    return studio.access.session(name)
 
+
+def make(studio, prompt="a cognac top-handle bag", n=2, project=None, actor="ann"):
+    """Image designs as generation records them (through the design writer), without running the model."""
     from PIL import Image
 
+    from design_studio.services.designs import NewDesign
+
     proj = studio.store.project(project)
-    rows = []
-    for i in range(n):
-        buf = io.BytesIO()
-        Image.new("RGB", (64, 64), (150 + i, 100, 60)).save(buf, format="PNG")
-        rel, digest = studio.store.files.put(buf.getvalue(), ".png")
-        params = dict(prompt=prompt, seed=7 + i, steps=2, guidance=5.0, width=64, height=64)
-        rows.append(dict(project_id=proj.id, kind="image", prompt=prompt, seed=7 + i, model="tiny", params=params,
-                         file=rel, sha256=digest, created_by=actor))
-    return studio.store.add_designs(rows)
+    who = studio.access.session(actor) if actor else None
+    return studio.designs.create([NewDesign(
+        kind="image", record_kind="concept", content=Image.new("RGB", (64, 64), (150 + i, 100, 60)),
+        project_id=proj.id, prompt=prompt, seed=7 + i, model="tiny",
+        params=dict(prompt=prompt, seed=7 + i, steps=2, guidance=5.0, width=64, height=64),
+    ) for i in range(n)], who)
 
 
 def test_projects_have_a_brief_and_every_design_belongs_to_one(team):
-    p = team.create_project("SS27 handbags", "structured leather, cognac and black", actor="ann")
+    p = team.create_project("SS27 handbags", "structured leather, cognac and black", actor=as_(team, "ann"))
     assert p.brief.startswith("structured")
     with pytest.raises(InvalidRequest, match="already exists"):
-        team.create_project("SS27 handbags", actor="cleo")
+        team.create_project("SS27 handbags", actor=as_(team, "cleo"))
     with pytest.raises(InvalidRequest):
-        team.create_project("   ", actor="ann")
+        team.create_project("   ", actor=as_(team, "ann"))
     made = make(team, project="SS27 handbags")
     loose = make(team, n=1)
     assert {d.project_id for d in made} == {p.id} and loose[0].project_id != p.id
@@ -67,11 +69,11 @@ def test_projects_have_a_brief_and_every_design_belongs_to_one(team):
 def test_history_searches_prompt_text_and_filters_kind_status_and_dates(team):
     bags = make(team, "A Cognac Tote")
     shoes = make(team, "black loafer", n=1)
-    mesh = team.make_mesh(bags[0].id, actor="ann")
+    mesh = team.make_mesh(bags[0].id, actor=as_(team, "ann"))
     assert {d.id for d in team.history(text="cognac")} == {bags[0].id, bags[1].id, mesh.id}
     assert [d.id for d in team.history(text="LOAFER")] == [shoes[0].id]
     assert [d.id for d in team.history(kind="mesh")] == [mesh.id]
-    team.shortlist(bags[1].id, actor="ann")
+    team.shortlist(bags[1].id, actor=as_(team, "ann"))
     assert [d.id for d in team.history(status="shortlisted")] == [bags[1].id]
     today = datetime.utcnow().date()
     assert len(team.history(since=str(today), until=str(today))) == 4
@@ -85,7 +87,7 @@ def test_history_searches_prompt_text_and_filters_kind_status_and_dates(team):
 
 def test_lineage_tree_shows_parent_and_children(team):
     image = make(team, n=1)[0]
-    first, second = team.make_mesh(image.id, actor="ann"), team.make_mesh(image.id, size_cm=40, actor="ann")
+    first, second = team.make_mesh(image.id, actor=as_(team, "ann")), team.make_mesh(image.id, size_cm=40, actor=as_(team, "ann"))
     tree = team.lineage_tree(second.id)
     assert tree.design.id == image.id and [c.design.id for c in tree.children] == [first.id, second.id]
     text = team.lineage_text(second.id)
@@ -98,23 +100,24 @@ def test_lineage_tree_shows_parent_and_children(team):
 
 def test_designer_shortlists_but_cannot_decide_and_the_director_decides(team):
     design = make(team, n=1)[0]
-    assert team.shortlist(design.id, actor="ann", note="strong silhouette").status == "shortlisted"
-    assert team.shortlist(design.id, actor="ann").status == "shortlisted"  # twice changes nothing
-    for who in ("ann", "ada", "", None, "stranger"):
+    assert team.shortlist(design.id, actor=as_(team, "ann"), note="strong silhouette").status == "shortlisted"
+    assert team.shortlist(design.id, actor=as_(team, "ann")).status == "shortlisted"  # twice changes nothing
+    forged = Actor("cleo", "creative_director", "account")  # not made by the access policy: no seal
+    for who in (as_(team, "ann"), as_(team, "ada"), "", None, "stranger", "cleo", forged):
         with pytest.raises(Forbidden):
             team.decide(design.id, "approved", "ok", actor=who)
     assert team.store.design(design.id).status == "shortlisted"
     with pytest.raises(InvalidRequest, match="comment is required"):
-        team.decide(design.id, "rejected", "  ", actor="cleo")
+        team.decide(design.id, "rejected", "  ", actor=as_(team, "cleo"))
     with pytest.raises(InvalidRequest, match="decision 'maybe'"):
-        team.decide(design.id, "maybe", "", actor="cleo")
+        team.decide(design.id, "maybe", "", actor=as_(team, "cleo"))
     with pytest.raises(NotFound, match="design 999"):
-        team.decide(999, "approved", "", actor="cleo")
-    made = team.decide(design.id, "approved", "Go to sample.", actor="cleo")
+        team.decide(999, "approved", "", actor=as_(team, "cleo"))
+    made = team.decide(design.id, "approved", "Go to sample.", actor=as_(team, "cleo"))
     assert (made.actor, made.role, made.action, made.comment) == ("cleo", "creative_director", "approved", "Go to sample.")
     assert team.store.design(design.id).status == "approved"
     with pytest.raises(InvalidRequest, match="review is closed"):
-        team.decide(design.id, "rejected", "changed my mind", actor="cleo")
+        team.decide(design.id, "rejected", "changed my mind", actor=as_(team, "cleo"))
     log = team.decisions(design.id)
     assert [d.action for d in log] == ["approved", "shortlisted"] and log[1].comment == "strong silhouette"
 
@@ -122,30 +125,30 @@ def test_designer_shortlists_but_cannot_decide_and_the_director_decides(team):
 def test_changes_requested_goes_back_to_the_designer_and_can_be_shortlisted_again(team):
     design = make(team, n=1)[0]
     with pytest.raises(InvalidRequest, match="is draft"):
-        team.decide(design.id, "approved", "", actor="cleo")  # not on the board yet
-    team.shortlist(design.id, actor="ann")
-    team.decide(design.id, "changes_requested", "Softer handle, please.", actor="cleo")
+        team.decide(design.id, "approved", "", actor=as_(team, "cleo"))  # not on the board yet
+    team.shortlist(design.id, actor=as_(team, "ann"))
+    team.decide(design.id, "changes_requested", "Softer handle, please.", actor=as_(team, "cleo"))
     card = team.board()[0]
     assert card.design.status == "changes_requested" and card.decisions[0].comment == "Softer handle, please."
-    team.shortlist(design.id, actor="ann", note="handle softened")
+    team.shortlist(design.id, actor=as_(team, "ann"), note="handle softened")
     assert [c.design.id for c in team.board(status="shortlisted")] == [design.id]
 
 
 def test_board_cards_carry_lineage_mesh_and_brand_guard_flags(team):
     image = make(team, n=1)[0]
-    mesh = team.make_mesh(image.id, actor="ann")
+    mesh = team.make_mesh(image.id, actor=as_(team, "ann"))
     with team.store.sessions() as s:  # the brand guard writes flags into params
         row = s.get(type(image), image.id)
         row.params = dict(row.params, flags=["near-copy of archive #12"])
         s.commit()
-    team.shortlist(image.id, actor="ann")
+    team.shortlist(image.id, actor=as_(team, "ann"))
     (card,) = team.board()
     assert card.lineage == [image.id] and card.mesh.id == mesh.id and card.flags == ["near-copy of archive #12"]
     assert card.shortlisted_by == "ann"
 
 
 def test_solo_mode_without_accounts_lets_the_local_user_shortlist_but_not_decide(studio, loaded_models):
-    studio._models = loaded_models
+    studio.models.share(loaded_models)
     design = make(studio, n=1, actor="")[0]
     assert not studio.accounts_enabled()
     studio.shortlist(design.id, actor=None)
@@ -187,7 +190,7 @@ def test_cancel_stops_generation_within_one_step_and_saves_nothing(team):
             board.cancel(owner="s1")  # the Stop button, pressed during step 2
 
     with pytest.raises(Cancelled):
-        board.run(job, team.generate_concepts, "a bag", n=2, steps=20, seed=1,
+        board.run(job, team.generate_concepts, "a bag", n=2, steps=20, seed=1, actor=as_(team, "ann"),
                   on_progress=cancellable(on_progress))
     assert len(steps) == 2  # step 3 never reported: stopped within one step
     assert job.status == "cancelled" and team.store.designs() == []
@@ -202,7 +205,7 @@ def test_job_board_records_done_and_failed_once_and_cancels_only_its_owner(team)
     assert board.run(theirs, lambda: 42) == 42 and theirs.status == "done"
     failing = board.start("c")
     with pytest.raises(InvalidRequest):
-        board.run(failing, team.generate_concepts, "", n=1)
+        board.run(failing, team.generate_concepts, "", n=1, actor=as_(team, "ann"))
     assert failing.status == "failed" and "prompt is empty" in failing.message
     assert PASSWORDS  # the team fixture's accounts exist
 
@@ -217,7 +220,7 @@ def test_a_turntable_named_in_params_is_shown_only_from_the_file_store(team):
             row = s.get(type(image), image.id)
             row.params = dict(row.params, turntable=value)
             s.commit()
-        team.shortlist(image.id, actor="ann")
+        team.shortlist(image.id, actor=as_(team, "ann"))
         (card,) = team.board()
         found = turntable_of(team, card)
         assert found == (str(expected) if expected else None), value
@@ -225,13 +228,13 @@ def test_a_turntable_named_in_params_is_shown_only_from_the_file_store(team):
 
 def test_review_acts_enter_the_ledger_and_an_approval_opens_sampling(team):
     design = make(team, n=1)[0]
-    team.shortlist(design.id, actor="ann", note="strong silhouette")
-    team.decide(design.id, "approved", "Go to sample.", actor="cleo")
+    team.shortlist(design.id, actor=as_(team, "ann"), note="strong silhouette")
+    team.decide(design.id, "approved", "Go to sample.", actor=as_(team, "cleo"))
     with pytest.raises(InvalidRequest, match="review is closed"):
-        team.decide(design.id, "rejected", "changed my mind", actor="cleo")
+        team.decide(design.id, "rejected", "changed my mind", actor=as_(team, "cleo"))
     events = [(e.event, e.actor, e.role) for e in team.ledger.events(subject_type="design", subject_id=str(design.id))]
     assert events[-2:] == [("shortlisted", "ann", "designer"), ("approved", "cleo", "creative_director")]
     assert "rejected" not in [e for e, _, _ in events]  # the refused act left no trace
-    sample = team.order_sample(design.id, "Atelier Rossi", "calf leather", 180, "EUR", actor="ann", role="designer")
+    sample = team.order_sample(design.id, "Atelier Rossi", "calf leather", 180, "EUR", actor=as_(team, "ann"))
     assert sample.design_id == design.id
     assert team.ledger.verify().ok

@@ -159,3 +159,21 @@ def test_made_up_names_do_not_grow_the_table_without_bound():
 def test_nonsense_settings_are_refused():
     with pytest.raises(ValueError, match="base_delay"):
         LoginThrottle(base_delay=0)
+
+
+def test_the_page_sign_in_is_the_access_policy_behind_the_throttle(studio, settings):
+    """Gradio's ``auth`` is ``AccessPolicy.authenticate`` wrapped by the throttle: right and wrong passwords
+    answer as the policy does, and after the free failures a try is refused with 429 before any check."""
+    from fastapi import HTTPException
+
+    from design_studio.app import launch_options
+
+    studio.add_user("cleo", "creative_director", "cleo-reviews-1")
+    auth = launch_options(settings, studio)["auth"]
+    assert auth("cleo", "cleo-reviews-1") is True
+    for _ in range(5):
+        assert auth("cleo", "wrong-password") is False
+    with pytest.raises(HTTPException) as refused:
+        auth("cleo", "cleo-reviews-1")
+    assert refused.value.status_code == 429
+    assert studio.access.authenticate("cleo", "cleo-reviews-1") is True  # the policy itself is not throttled

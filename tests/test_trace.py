@@ -7,7 +7,7 @@ import json
 import zipfile
 
 import pytest
-from gov_helpers import cli_env
+from gov_helpers import as_user, cli_env
 from PIL import Image
 
 from design_studio.cli import main
@@ -22,7 +22,7 @@ def traced_studio(studio, settings, monkeypatch):
 
 @pytest.fixture
 def concept(traced_studio):
-    return traced_studio.generate_concepts("a saddle bag in tan leather", n=1, seed=5, width=512, height=512, actor="ana")[0]
+    return traced_studio.generate_concepts("a saddle bag in tan leather", n=1, seed=5, width=512, height=512, actor=as_user(traced_studio, "ana"))[0]
 
 
 def run(capsys, *argv):
@@ -85,7 +85,7 @@ def test_a_tampered_record_shows_in_the_signature_column(traced_studio, concept,
 
 
 def test_glb_and_usdz_textures_carry_the_mark(traced_studio, concept, tmp_path, capsys):
-    mesh = traced_studio.make_mesh(concept.id, texture_size=512, previews=False, actor="ana")
+    mesh = traced_studio.make_mesh(concept.id, texture_size=512, previews=False, actor=as_user(traced_studio, "ana"))
     glb = traced_studio.store.file_path(mesh)
     code, out, err = run(capsys, "trace", "--json", str(glb))
     assert code == 0, err

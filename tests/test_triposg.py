@@ -262,7 +262,7 @@ def test_standard_profile_loads_the_published_folders_from_a_twin_mirror(tmp_pat
     for repo_id in (TRIPOSG_REPO, TRIPOSG_SCRIBBLE_REPO):
         BUILDERS[repo_id](mirror / repo_id)
     studio = Studio(Settings(data_dir=tmp_path / "data", models_dir=mirror, profile="standard", device="cpu"))
-    image, sketch = studio._mesh_backend("triposg"), studio._mesh_backend("triposg-scribble")
+    image, sketch = studio.meshes.backend("triposg"), studio.meshes.backend("triposg-scribble")
     assert (image.model_name, image.name, image.takes_text) == ("VAST-AI/TripoSG", "triposg", False)
     assert (sketch.model_name, sketch.name, sketch.takes_text) == ("VAST-AI/TripoSG-scribble", "triposg-scribble", True)
     # the published sampling settings, not the tiny profile's

@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from gov_helpers import cli_env, textured
+from gov_helpers import cli_env, textured, as_user
 from PIL import Image
 
 from brand_guard.provenance import manifest_path
@@ -17,8 +17,8 @@ from design_studio.cli import main
 def outputs(studio, settings, monkeypatch, tmp_path):
     for key, value in cli_env(settings).items():
         monkeypatch.setenv(key, value)
-    image = studio.generate_concepts("a bamboo-handle bag", n=1, seed=3, actor="ana")[0]
-    mesh = studio.make_mesh(image.id, actor="ana")
+    image = studio.generate_concepts("a bamboo-handle bag", n=1, seed=3, actor=as_user(studio, "ana"))[0]
+    mesh = studio.make_mesh(image.id, actor=as_user(studio, "ana"))
     out = tmp_path / "out"
     out.mkdir()
     files = {}

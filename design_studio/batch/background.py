@@ -21,7 +21,7 @@ def run_folder(root: Path, job_file: Path) -> Path:
 class BackgroundBatch:
     """Runs ``studio.run_batch`` on a daemon thread; ``cancel()`` stops it between items."""
 
-    def __init__(self, studio, job_file: Path, out_dir: Path, *, skip_invalid: bool = False, actor: str = ""):
+    def __init__(self, studio, job_file: Path, out_dir: Path, *, skip_invalid: bool = False, actor=None):
         self.studio = studio
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -30,7 +30,7 @@ class BackgroundBatch:
         if Path(job_file).resolve() != self.job_file.resolve():
             shutil.copyfile(job_file, self.job_file)
         self.skip_invalid = skip_invalid
-        self.actor = actor
+        self.actor = actor  # the access policy's Actor the designs are recorded as (None: solo mode)
         self.progress = None
         self.summary = None
         self.error = ""

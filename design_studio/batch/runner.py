@@ -192,7 +192,9 @@ def slug(text: str, limit: int = 40) -> str:
 
 # ------------------------------------------------------------------------------ the runner
 class BatchRunner:
-    """Runs one job file into ``out_dir`` with a ``Studio``; see ``run``."""
+    """Runs one job file into ``out_dir`` through a ``Studio`` (or its ``BatchService``): ``settings``,
+    ``store``, ``models``, ``access``, ``concepts``, ``meshes``, ``load_batch`` and ``discard_batch_designs``;
+    see ``run``. Every design is recorded as ``actor`` (the signed-in user, the CLI login or ``system``)."""
 
     def __init__(
         self,
@@ -202,7 +204,7 @@ class BatchRunner:
         *,
         skip_invalid: bool = False,
         project: str | None = None,
-        actor: str = "",
+        actor=None,
         dist: Dist | None = None,
         faults: Faults | None = None,
         on_progress: Callable[[Progress], None] | None = None,
@@ -243,6 +245,7 @@ class BatchRunner:
     # .................................................................. run
     def run(self) -> BatchSummary:
         started = time.time()
+        self.actor = self.studio.access.check(self.actor, "create")  # refused before any work
         job, items = self.load()
         prep = None
         if self.dist.rank == 0:
@@ -262,9 +265,9 @@ class BatchRunner:
         mine = self.dist.split(pending)
         if mine:
             # Load weights before the clock starts: the loop time then measures generation alone.
-            self.studio._model("concept")
+            self.studio.models.get("concept")
             if any(it.row.mesh for it in mine):
-                self.studio._model("depth")
+                self.studio.models.get("depth")
 
         result = self._loop(mine)
         results = self.dist.gather(result)
@@ -318,9 +321,9 @@ class BatchRunner:
         for project in sorted({it.row.project for it in items}):
             self.studio.store.project(project)  # created once here, never raced by two processes
         if any(it.key not in done for it in items):
-            self.studio._model("concept")  # builds/loads weights once before the others load them
+            self.studio.models.get("concept")  # builds/loads weights once before the others load them
             if any(it.row.mesh for it in items if it.key not in done):
-                self.studio._model("depth")
+                self.studio.models.get("depth")
         return {"run_id": run_id, "done": sorted(done)}
 
     def _loop(self, mine: list[Item]) -> dict:
@@ -404,7 +407,7 @@ class BatchRunner:
             for design in designs:
                 try:
                     meshes.append(retry_locked(
-                        lambda d=design: self.studio.make_mesh(d.id, actor=self.actor, **mesh_kwargs)))
+                        lambda d=design: self.studio.meshes.make_mesh(d.id, actor=self.actor, **mesh_kwargs)))
                 except StudioError as exc:
                     if is_disk_full(exc):
                         raise DiskFull(str(exc)) from exc
@@ -453,7 +456,7 @@ class BatchRunner:
             self.faults.check_oom(row.line, n)
 
         try:
-            return retry_locked(lambda: self.studio.generate_concepts(
+            return retry_locked(lambda: self.studio.concepts.generate_concepts(
                 prompt, negative_prompt=negative, n=n, seed=seed, steps=row.steps, guidance=row.guidance,
                 width=row.width, height=row.height, project=row.project, actor=self.actor,
                 on_progress=on_progress if self.faults else None, extra_params=tag, **kwargs,

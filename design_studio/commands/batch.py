@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import actor, add_common, settings_from
+from .common import add_common, add_login, login, settings_from
 
 EXIT_INVALID = 2
 EXIT_INCOMPLETE = 1
@@ -62,9 +62,10 @@ def cmd_run(args) -> int:
     dist.barrier()
     if studio is None:
         studio = Studio(settings)
+    who = login(args, studio)
     bars = _Bars(enabled=not args.quiet)
     runner = BatchRunner(studio, args.file, Path(args.out), skip_invalid=args.skip_invalid, project=args.project,
-                         actor=actor(), dist=dist, on_progress=bars)
+                         actor=who, dist=dist, on_progress=bars)
     try:
         summary = runner.run()
     finally:
@@ -98,6 +99,7 @@ def register(sub) -> None:
     r.add_argument("--skip-invalid", dest="skip_invalid", action="store_true",
                    help="run the valid rows even if some are bad (they are listed in the summary)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_login(r)
     r.set_defaults(func=cmd_run)
 
 

@@ -46,10 +46,39 @@ def unique_target(out_dir, name: str):
     return target
 
 
-def actor() -> str:
-    import getpass
+USER_ENV, PASSWORD_ENV = "STUDIO_USER", "STUDIO_PASSWORD"
 
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in a bare container
-        return ""
+
+def add_login(p: argparse.ArgumentParser) -> None:
+    """The flags of a command that acts: who logs in (there is no default account or role)."""
+    p.add_argument("--user", help=f"act as this account ({USER_ENV}); the password comes from {PASSWORD_ENV} "
+                                  "or a prompt on a terminal")
+    p.add_argument("--system", action="store_true",
+                   help="act as the 'system' actor (jobs, imports): it may create, never approve, release, drop, "
+                        "override or set baselines")
+
+
+def login(args, studio):
+    """The command's actor: an account login, the ``system`` actor, or solo while the studio has no accounts."""
+    import getpass
+    import os
+    import sys
+
+    from ..access import Forbidden
+
+    user = getattr(args, "user", None) or os.environ.get(USER_ENV) or ""
+    if getattr(args, "system", False):
+        if getattr(args, "user", None):
+            raise StudioError("give --user NAME or --system, not both")
+        return studio.access.system()
+    if user:
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            if not sys.stdin.isatty():
+                raise Forbidden(f"no password for {user!r}: set {PASSWORD_ENV} or run on a terminal to be asked")
+            password = getpass.getpass(f"Password for {user}: ")
+        return studio.access.login(user, password)
+    if studio.access.accounts_enabled():
+        raise Forbidden(f"this studio has accounts: log in with --user NAME (or {USER_ENV}; password from "
+                        f"{PASSWORD_ENV} or a prompt), or act as --system")
+    return studio.access.solo()

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import StudioError
-from .common import actor, add_common, settings_from, studio_from, unique_target
+from .common import add_common, add_login, login, settings_from, studio_from, unique_target
 from .governance import copy_manifest
 
 
@@ -24,10 +24,11 @@ def cmd_generate(args) -> int:
         if value and not Path(value).is_file():
             raise StudioError(f"{flag} {value!r}: no such file")
     studio = studio_from(args)
+    who = login(args, studio)
     out_dir = Path(args.out)
     designs = studio.generate_concepts(
         args.prompt, n=args.n, seed=args.seed, steps=args.steps, guidance=args.guidance, width=args.width,
-        height=args.height, negative_prompt=args.negative or "", project=args.project, actor=actor(),
+        height=args.height, negative_prompt=args.negative or "", project=args.project, actor=who,
         sketch=args.sketch, sketch_mode=args.sketch_mode, init_image=args.init_image, strength=args.strength,
         adapters=args.adapter or [], preset=args.preset, scheduler=args.scheduler, speed=args.speed,
     )
@@ -72,15 +73,16 @@ def cmd_mesh(args) -> int:
     if out.suffix.lower() != suffix:
         raise StudioError(f"--out {str(out)!r} must end in {suffix} for --format {args.format}")
     studio = studio_from(args)
+    who = login(args, studio)
     common = dict(size_cm=args.size_cm, category=args.category, face_budget=args.face_budget,
                   texture_size=args.texture_size, material=args.material, seed=args.seed,
-                  previews=not args.no_previews, topology=args.topology, actor=actor())
+                  previews=not args.no_previews, topology=args.topology, actor=who)
     if args.prompt and not sketch:
         mesh = studio.make_mesh_from_prompt(args.prompt, backend=args.backend or "shap-e", project=args.project,
                                             resolution=args.resolution, **common)
         origin = "prompt"
     else:
-        image = studio.import_image(args.image, project=args.project, name=Path(args.image).name, actor=actor())
+        image = studio.import_image(args.image, project=args.project, name=Path(args.image).name, actor=who)
         mesh = studio.make_mesh(image.id, backend=args.backend, resolution=args.resolution,
                                 prompt=args.prompt if sketch else None, texture=args.texture, **common)
         origin = f"parent {image.id}"
@@ -160,6 +162,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("generate", help="text -> concept images")
     add_common(p)
+    add_login(p)
     p.add_argument("prompt")
     p.add_argument("-n", type=int, default=4, help="number of images (default 4)")
     p.add_argument("--seed", type=int, help="base seed; image i uses seed+i (default random)")
@@ -185,6 +188,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("mesh", help="image or prompt -> textured 3D mesh (GLB, OBJ, USDZ or ZIP)")
     add_common(p)
+    add_login(p)
     p.add_argument("image", nargs="?", help="image file (PNG/JPEG/WEBP), or the sketch for triposg-scribble")
     p.add_argument("--prompt", help="text -> 3D instead of an image (Shap-E); with triposg-scribble: what the sketch shows")
     p.add_argument("--backend", help=f"{' | '.join(catalog.MESH_BACKENDS)} (see --list-backends)")

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidRequest, StudioError
-from .common import actor as login_name
-from .common import add_common, studio_from
+from .common import add_common, add_login, login, studio_from
 
 EXIT_TAMPERED = 1
 EXIT_UNKNOWN = 3
@@ -53,16 +52,6 @@ def _passphrase(prompt: str = "Vault passphrase: ", env: str = "STUDIO_VAULT_PAS
     if confirm and getpass.getpass("Again: ") != value:
         raise StudioError("the two passphrases differ; nothing was changed")
     return value
-
-
-def _add_actor(p, default_role: str = "designer") -> None:
-    p.add_argument("--actor", help="who acts (default: your login name)")
-    p.add_argument("--role", default=default_role, choices=["designer", "creative_director", "admin"],
-                   help=f"the actor's role (default {default_role})")
-
-
-def _who(args) -> tuple[str, str]:
-    return (args.actor or login_name() or "unknown"), args.role
 
 
 # ---------------------------------------------------------------- verify
@@ -126,8 +115,8 @@ def cmd_vault(args) -> int:
     from brand_guard.vault import VaultKey
 
     studio = studio_from(args)
-    who = args.actor or login_name() or "unknown"
-    vault = studio.open_vault(_passphrase(), create=args.action == "add")
+    vault, actor = studio.vault.open_for(login(args, studio), _passphrase(), create=args.action == "add")
+    who = actor.name
     try:
         if args.action == "add":
             if not args.collection:
@@ -178,7 +167,7 @@ def cmd_train_lora(args) -> int:
 
     result = studio.train_lora(args.collection, args.name, steps=args.steps, rank=args.rank, lr=args.lr,
                                caption_template=args.caption, resolution=args.resolution, seed=args.seed,
-                               actor=args.actor or login_name() or "unknown", passphrase=_passphrase(),
+                               actor=login(args, studio), passphrase=_passphrase(),
                                on_progress=progress)
     print(f"adapter {args.name!r} saved encrypted in the vault: {result.images} images, {len(result.losses)} steps, "
           f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}")
@@ -189,12 +178,17 @@ def cmd_train_lora(args) -> int:
 def cmd_ledger(args) -> int:
     studio = studio_from(args)
     if args.action == "verify":
-        result = studio.ledger.verify()
-        if result.ok:
-            print(f"ledger intact: {result.reason}")
-            return 0
-        print(f"studio: ledger broken at seq {result.first_bad_seq}: {result.reason}", file=sys.stderr)
-        return EXIT_TAMPERED
+        check = studio.verify_ledger()
+        if not check.chain_ok:
+            print(f"studio: ledger broken at seq {check.first_bad_seq}: {check.chain_reason}", file=sys.stderr)
+            return EXIT_TAMPERED
+        if check.problems:
+            for problem in check.problems:
+                print(f"studio: {problem}", file=sys.stderr)
+            print(f"studio: ledger chain intact but {len(check.problems)} design record problem(s)", file=sys.stderr)
+            return EXIT_TAMPERED
+        print(f"ledger intact: {check.chain_reason}; every design has its design_created event and signed manifest")
+        return 0
     if args.action == "report":
         text = studio.ratio_report(args.collection, args.season, args.format)
         if args.out:
@@ -216,50 +210,48 @@ def cmd_ledger(args) -> int:
 
 def cmd_baseline(args) -> int:
     studio = studio_from(args)
-    actor, role = _who(args)
+    actor = login(args, studio)
     if args.baseline_action == "import":
         if not args.csv:
             raise InvalidRequest("ledger baseline import needs a CSV file")
-        count = studio.import_baselines(args.csv, actor=actor, role=role)
+        count = studio.import_baselines(args.csv, actor=actor)
         print(f"{count} baselines imported")
         return 0
     if not args.collection or args.samples_per_style is None or args.days_to_approval is None:
         raise InvalidRequest("baseline add needs --collection, --samples-per-style and --days-to-approval")
     studio.set_baseline(args.collection, args.season or "", args.samples_per_style, args.days_to_approval,
-                        actor=actor, role=role)
+                        actor=actor)
     print(f"baseline for {args.collection} {args.season or '(all seasons)'} saved")
     return 0
 
 
 def cmd_sample(args) -> int:
     studio = studio_from(args)
-    actor, role = _who(args)
+    actor = login(args, studio)
     if args.action == "order":
         sample = studio.order_sample(args.design, args.supplier, args.material, args.cost, args.currency,
-                                     actor=actor, role=role, note=args.note or "")
+                                     actor=actor, note=args.note or "")
         print(f"sample {sample.id} ordered for design {args.design}: {sample.supplier}, {sample.material}, "
               f"{sample.cost} {sample.currency}")
     elif args.action == "receive":
-        sample = studio.receive_sample(args.sample, design_id=args.design, actor=actor, role=role, note=args.note or "")
+        sample = studio.receive_sample(args.sample, design_id=args.design, actor=actor, note=args.note or "")
         print(f"sample {sample.id} received")
     else:
-        sample = studio.reject_sample(args.sample, design_id=args.design, actor=actor, role=role, reason=args.note or "")
+        sample = studio.reject_sample(args.sample, design_id=args.design, actor=actor, reason=args.note or "")
         print(f"sample {sample.id} rejected")
     return 0
 
 
 def cmd_release(args) -> int:
     studio = studio_from(args)
-    actor, role = _who(args)
-    entry = studio.release_to_production(args.design, args.sku, actor=actor, role=role)
+    entry = studio.release_to_production(args.design, args.sku, actor=login(args, studio))
     print(f"design {args.design} released to production as {args.sku} (ledger seq {entry.seq})")
     return 0
 
 
 def cmd_drop(args) -> int:
     studio = studio_from(args)
-    actor, role = _who(args)
-    entry = studio.drop_style(args.design, actor=actor, role=role, reason=args.reason or "")
+    entry = studio.drop_style(args.design, actor=login(args, studio), reason=args.reason or "")
     print(f"style of design {args.design} dropped (ledger seq {entry.seq})")
     return 0
 
@@ -296,8 +288,8 @@ def register(sub) -> None:
     p.add_argument("action", choices=["add", "list", "counts", "remove", "rotate-key", "log"])
     p.add_argument("target", nargs="?", help="add: DIR or image file; remove: item ID")
     p.add_argument("--collection", help="collection name (add: required; list: filter)")
-    p.add_argument("--actor", help="who acts (default: your login name)")
     p.add_argument("--limit", type=int, default=50, help="log: last N entries (default 50)")
+    add_login(p)
     p.set_defaults(func=cmd_vault)
 
     p = sub.add_parser("train-lora", help="fine-tune a private LoRA on a vault collection (stays in the vault)")
@@ -310,12 +302,13 @@ def register(sub) -> None:
     p.add_argument("--caption", default="a {collection} design", help="caption template; {collection} is replaced")
     p.add_argument("--resolution", type=int, help="training side in pixels (default: the profile's width)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--actor")
+    add_login(p)
     p.set_defaults(func=cmd_train_lora)
 
     ledger = sub.add_parser("ledger", help="the decision ledger: verify | report | export | baseline")
     lsub = ledger.add_subparsers(dest="action", required=True)
-    p = lsub.add_parser("verify", help="exit 0 when the chain and signed head are intact; else name the first bad entry")
+    p = lsub.add_parser("verify", help="exit 0 when the chain, signed head and every design's event and manifest "
+                                       "are intact; else name the first bad entry and each design at fault")
     add_common(p)
     p.set_defaults(func=cmd_ledger)
     p = lsub.add_parser("report", help="ratios per collection and season vs baseline")
@@ -337,7 +330,7 @@ def register(sub) -> None:
     p.add_argument("--season", default="")
     p.add_argument("--samples-per-style", dest="samples_per_style", type=float)
     p.add_argument("--days-to-approval", dest="days_to_approval", type=float)
-    _add_actor(p, "admin")
+    add_login(p)
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("sample", help="physical samples: order | receive | reject")
@@ -350,19 +343,19 @@ def register(sub) -> None:
     p.add_argument("--cost")
     p.add_argument("--currency", default="EUR")
     p.add_argument("--note", help="note, or the reason of a rejection")
-    _add_actor(p)
+    add_login(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("release", help="release a style to production under a SKU (creative director/admin)")
     add_common(p)
     p.add_argument("design", type=int)
     p.add_argument("--sku", required=True)
-    _add_actor(p, "creative_director")
+    add_login(p)
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("drop", help="drop a style (creative director/admin)")
     add_common(p)
     p.add_argument("design", type=int)
     p.add_argument("--reason", default="")
-    _add_actor(p, "creative_director")
+    add_login(p)
     p.set_defaults(func=cmd_drop)

@@ -8,9 +8,6 @@ from ..errors import InvalidRequest, ResourceExhausted, StudioError
 
 ProgressFn = Callable[[float, str], None]
 
-#: Who acts when nobody is signed in (solo mode, no accounts yet): in the ledger and in provenance.
-SOLO_ACTOR = "solo"
-
 
 @contextmanager
 def translate_errors():

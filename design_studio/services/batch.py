@@ -5,17 +5,39 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ..access import AccessPolicy
 from ..errors import InvalidRequest
-from ..store import Design, transaction
+from ..settings import Settings
+from ..store import Design, Store, transaction
+from .concepts import ConceptService
+from .meshes import MeshService
+from .models import ModelCache
 
 
-class BatchMixin:
-    """Mixed into ``Studio``; the run loop itself lives in ``design_studio.batch.runner``."""
+class BatchService:
+    """Given settings, the store, the model cache, the concept and mesh services and the access policy; the run loop lives in
+    ``design_studio.batch.runner`` and drives these through their public methods only."""
+
+    def __init__(self, settings: Settings, store: Store, models: ModelCache, concepts: ConceptService,
+                 meshes: MeshService, access: AccessPolicy):
+        self.settings = settings
+        self.store = store
+        self.models = models
+        self.concepts = concepts
+        self.meshes = meshes
+        self.access = access
+
+    def run_batch(self, path: str | Path, out_dir: str | Path, **options):
+        """Run a job file in this process (see ``design_studio.batch.runner.BatchRunner`` for options;
+        ``actor`` is who the designs are recorded as)."""
+        from ..batch.runner import BatchRunner
+
+        return BatchRunner(self, path, out_dir, **options).run()
 
     def batch_limits(self):
         from ..batch.jobfile import JobLimits
 
-        s, d = self.settings, self.defaults
+        s, d = self.settings, self.models.defaults
         return JobLimits(
             max_prompt_chars=s.max_prompt_chars, max_steps=s.max_steps, max_images=s.max_images,
             max_side=s.max_side, max_image_pixels=s.max_image_pixels, default_n=s.default_images,
@@ -36,12 +58,6 @@ class BatchMixin:
             return load_job(path, limits)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
-
-    def run_batch(self, path: str | Path, out_dir: str | Path, **options):
-        """Run a job file in this process (see ``design_studio.batch.runner.BatchRunner`` for options)."""
-        from ..batch.runner import BatchRunner
-
-        return BatchRunner(self, path, out_dir, **options).run()
 
     def batch_designs(self, run_id: str, keys: set[str] | None = None) -> list[Design]:
         """Designs a batch run made (optionally only for some item keys), images and meshes."""

@@ -9,16 +9,31 @@ import io
 from pathlib import Path
 
 from .. import catalog
+from ..access import AccessPolicy, Actor
 from ..bom import concept_bom, upload_bom
 from ..errors import InvalidRequest
-from ..store import Design
+from ..settings import Settings
+from ..store import Design, Store
 from .base import ProgressFn, translate_errors
+from .designs import DesignWriter, NewDesign
+from .models import ModelCache
+from .vault import VaultService
 
 SPEEDS = ("draft", "final")
 
 
-class ConceptsMixin:
-    """Mixed into ``Studio``; uses ``self.settings``, ``self.store``, ``self._model``."""
+class ConceptService:
+    """Given settings, the store, the model cache, the design writer, the vault and the access policy."""
+
+    def __init__(self, settings: Settings, store: Store, models: ModelCache, designs: DesignWriter,
+                 vault: VaultService, access: AccessPolicy):
+        self.settings = settings
+        self.store = store
+        self.models = models
+        self.designs = designs
+        self.vault = vault
+        self.access = access
+        self._adapter_source = None  # set by use_adapter_source
 
     # ------------------------------------------------------------------ what the form offers
     def adapter_source(self):
@@ -26,11 +41,10 @@ class ConceptsMixin:
         ``use_adapter_source`` set."""
         from pipelines.adapters import CombinedAdapterSource, DirectoryAdapterSource
 
-        chosen = getattr(self, "_adapter_source", None)
-        if chosen is not None:
-            return chosen
+        if self._adapter_source is not None:
+            return self._adapter_source
         folder = DirectoryAdapterSource(self.settings.adapters_dir)
-        vault = self.vault_adapter_source_if_unlocked()
+        vault = self.vault.adapter_source_if_unlocked()
         return folder if vault is None else CombinedAdapterSource([vault, folder])
 
     def use_adapter_source(self, source) -> None:
@@ -51,7 +65,7 @@ class ConceptsMixin:
 
     def scheduler_names(self) -> list[str]:
         """Schedulers the loaded concept model supports (the profile's list before it is loaded)."""
-        model = self._models.get((self.settings.profile, "concept"))
+        model = self.models.loaded("concept")
         if model is not None:
             return model.scheduler_names()
         return list(catalog.SCHEDULER_CHOICES[self.settings.profile])
@@ -65,8 +79,8 @@ class ConceptsMixin:
     def _concept_model(self, *, sketch: bool = False):
         from pipelines.devices import MemoryOptions, apply_memory_options
 
-        model = self._model("concept")
-        with self._lock:
+        model = self.models.get("concept")
+        with self.models.lock:
             if not getattr(model, "_studio_ready", False):
                 s = self.settings
                 options = MemoryOptions(attention=s.attention, vae_slicing=s.vae_slicing, vae_tiling=s.vae_tiling,
@@ -120,7 +134,7 @@ class ConceptsMixin:
         height: int | None = None,
         negative_prompt: str = "",
         project: str | None = None,
-        actor: str = "",
+        actor: Actor | None = None,
         on_progress: ProgressFn | None = None,
         sketch=None,
         sketch_mode: str = "auto",
@@ -146,7 +160,8 @@ class ConceptsMixin:
         from pipelines.concept import ConceptRequest, check_request
         from pipelines.images import flatten_on_white
 
-        d = self.defaults
+        actor = self.access.check(actor, "create")  # before any model work
+        d = self.models.defaults
         with translate_errors():
             # 1. Resolve the form: preset, speed, images (all checked before any model work)
             if not isinstance(prompt, str) or not prompt.strip():
@@ -188,7 +203,7 @@ class ConceptsMixin:
                 height=d["height"] if height is None else height,
                 mode=mode, image=image, strength=strength, scheduler=scheduler, adapters=specs,
             )
-            limits = self.concept_limits()
+            limits = self.models.concept_limits()
             check_request(req, limits)
             if parent_id is not None:
                 parent = self.store.design(parent_id)
@@ -220,30 +235,22 @@ class ConceptsMixin:
                 extra.update(sketch_mode=lines.mode, sketch_inverted=lines.inverted)
         proj = self.store.project(project) if parent_id is None else None
         project_id = proj.id if proj is not None else parent.project_id
-        rows = []
+        items = []
         for item in images:
             params = dict(item.params, **extra, **(extra_params or {}))
             if parent_id is not None:
                 params["parent_id"] = parent_id
-            meta = dict(params, project=proj.name if proj else "", created_by=actor, kind="image")
-            uid = self._new_uid()  # governance hook: the id the watermark carries, known before the row
-            params.update(uid=uid, **self._governance_params())
+            png_meta = dict(params, project=proj.name if proj else "", kind="image")
             params["bom"] = concept_bom(model.name, model.revision, params,  # inside the signed record
                                         self.settings.resolved_models_dir)
-            data = self._stamp_png(item.image, dict(  # governance hook: watermark + signed record
-                design_uid=uid, actor=actor, prompt=req.prompt, negative_prompt=req.negative_prompt, seed=item.seed,
-                model=model.name, revision=model.revision, params=params, kind="concept",
-                adapters=[f"{a['name']}:{a['weight']:g}" for a in params.get("adapters") or []],
-                parents=[parent.uid or str(parent.id)] if parent_id is not None else []), extra_meta=meta)
-            rel, digest = self.store.files.put(data, ".png")
-            rows.append(dict(
-                project_id=project_id, kind="image", parent_id=parent_id, prompt=req.prompt,
+            items.append(NewDesign(
+                kind="image", record_kind="concept", content=item.image, project_id=project_id, params=params,
+                parent=parent if parent_id is not None else None, prompt=req.prompt,
                 negative_prompt=req.negative_prompt, seed=item.seed, model=model.name, revision=model.revision,
-                params=params, file=rel, sha256=digest, created_by=actor, uid=uid,
+                adapters=[f"{a['name']}:{a['weight']:g}" for a in params.get("adapters") or []],
+                png_meta=png_meta,
             ))
-        designs = self.store.add_designs(rows)
-        self._after_designs_created(designs, actor)  # governance hook: manifests + ledger events
-        return designs
+        return self.designs.create(items, actor)
 
     # ------------------------------------------------------------------ iterate on a chosen design
     def _image_parent(self, design_id: int) -> Design:
@@ -253,7 +260,7 @@ class ConceptsMixin:
         return parent
 
     def vary_design(self, design_id: int, *, n: int = 4, strength: float = 0.6, seed: int | None = None,
-                    prompt: str | None = None, actor: str = "", on_progress: ProgressFn | None = None) -> list[Design]:
+                    prompt: str | None = None, actor: Actor | None = None, on_progress: ProgressFn | None = None) -> list[Design]:
         """N variations of a chosen image: img2img from it with new seeds; each points to it as parent."""
         parent = self._image_parent(design_id)
         p = parent.params or {}
@@ -266,7 +273,7 @@ class ConceptsMixin:
             on_progress=on_progress,
         )
 
-    def refine_design(self, design_id: int, prompt: str, *, negative_prompt: str | None = None, actor: str = "",
+    def refine_design(self, design_id: int, prompt: str, *, negative_prompt: str | None = None, actor: Actor | None = None,
                       on_progress: ProgressFn | None = None) -> Design:
         """The same image again with an edited prompt: same seed, mode, sketch/start image and settings."""
         parent = self._image_parent(design_id)
@@ -308,22 +315,18 @@ class ConceptsMixin:
             "adapters": adapters, "mode": p.get("mode", "text"),
         }
 
-    def import_image(self, source: str | Path | bytes, *, project: str | None = None, actor: str = "",
+    def import_image(self, source: str | Path | bytes, *, project: str | None = None, actor: Actor | None = None,
                      name: str | None = None) -> Design:
         """Record an uploaded image (validated, re-encoded as PNG) as an image design."""
         from pipelines.images import open_image
 
+        actor = self.access.check(actor, "create")
         with translate_errors():
             image = open_image(source, max_pixels=self.settings.max_image_pixels, name=name)
         meta = {"model": "upload", "source_name": name or (str(source) if not isinstance(source, bytes) else ""),
                 "bom": upload_bom()}
-        uid = self._new_uid()  # governance hook
-        data = self._stamp_png(image, dict(design_uid=uid, actor=actor, model="upload", params=meta,  # governance hook
-                                           kind="upload"), extra_meta=meta)
-        rel, digest = self.store.files.put(data, ".png")
         proj = self.store.project(project)
-        design = self.store.add_design(project_id=proj.id, kind="image", model="upload", revision="",
-                                       params=dict(meta, uid=uid, **self._governance_params()), file=rel,
-                                       sha256=digest, created_by=actor, uid=uid)
-        self._after_designs_created([design], actor)  # governance hook
-        return design
+        return self.designs.create([NewDesign(
+            kind="image", record_kind="upload", content=image, project_id=proj.id, params=meta, model="upload",
+            png_meta=meta,
+        )], actor)[0]

@@ -2,36 +2,44 @@
 from __future__ import annotations
 
 from .. import catalog
+from ..access import AccessPolicy, Actor
 from ..bom import export_bom, mesh_bom
 from ..errors import InvalidRequest
-from ..store import Design
+from ..settings import Settings
+from ..store import Design, Store
 from .base import ProgressFn, translate_errors
+from .designs import DesignWriter, NewDesign
+from .models import ModelCache
 
 EXPORT_FORMATS = ("glb", "obj", "usdz", "zip")
 MAX_MESH_PROMPT_CHARS = 500
 TOPOLOGIES = ("triangles", "quads")
 
 
-class MeshesMixin:
-    """Mixed into ``Studio``; uses ``self.settings``, ``self.store``, ``self._model``."""
+class MeshService:
+    """Given settings, the store, the model cache, the design writer and the access policy."""
 
-    #: Hook for the brand guard: a callable(bytes) -> str signing the provenance JSON in ZIP exports.
-    sign_provenance = None
+    def __init__(self, settings: Settings, store: Store, models: ModelCache, designs: DesignWriter,
+                 access: AccessPolicy):
+        self.settings = settings
+        self.store = store
+        self.models = models
+        self.designs = designs
+        self.access = access
 
-    # ------------------------------------------------------------------ models
     @property
     def mesh_defaults(self) -> dict:
-        return dict(catalog.MESH_DEFAULTS[self.settings.profile])
+        return self.models.mesh_defaults
 
     def mesh_backends(self) -> list[tuple[catalog.MeshBackend, catalog.ModelEntry]]:
         """Every 3D backend with the catalogue entry it would use in this profile."""
         return catalog.backends_for(self.settings.profile)
 
-    def _mesh_backend(self, name: str, *, text: bool = False):
+    def backend(self, name: str, *, text: bool = False):
         info = catalog.mesh_backend(name)
         if text and not info.text_role:
             raise InvalidRequest(f"3D backend {name!r} makes 3D from images only; text -> 3D needs 'shap-e'")
-        return self._model(info.text_role if text else info.role)
+        return self.models.get(info.text_role if text else info.role)
 
     def _mesh_options(self, *, backend, size_cm, category, resolution, face_budget, texture_size, material, seed):
         from pipelines.mesh import MeshOptions, check_options
@@ -53,7 +61,7 @@ class MeshesMixin:
         if face_budget is not None and face_budget < 4:
             raise InvalidRequest(f"face budget must be at least 4 faces, got {face_budget}")
         # --resolution sets the grid the chosen backend works on: relief columns or the field grid.
-        sizes = {"resolution": int(self.defaults.get("mesh_resolution", 128)), "grid": int(d["grid"])}
+        sizes = {"resolution": int(self.models.defaults.get("mesh_resolution", 128)), "grid": int(d["grid"])}
         if resolution is not None:
             sizes[catalog.mesh_backend(backend).resolution_option] = resolution
         options = MeshOptions(
@@ -81,7 +89,7 @@ class MeshesMixin:
         texture: str | None = None,
         previews: bool = True,
         topology: str = "triangles",
-        actor: str = "",
+        actor: Actor | None = None,
         on_progress: ProgressFn | None = None,
         prompt: str | None = None,
     ) -> Design:
@@ -93,6 +101,7 @@ class MeshesMixin:
         repaints it from six MV-Adapter views of the mesh conditioned on the concept image."""
         from pipelines.images import open_image
 
+        actor = self.access.check(actor, "create")  # before any model work
         parent = self.store.design(design_id)
         if parent.kind != "image":
             raise InvalidRequest(f"design {design_id} is a {parent.kind}; choose an image design to make 3D from")
@@ -107,7 +116,7 @@ class MeshesMixin:
                                               texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
             image = open_image(self.store.file_path(parent), max_pixels=self.settings.max_image_pixels)
-            model = self._mesh_backend(name)
+            model = self.backend(name)
             result = model.reconstruct(image, options, on_progress=_reporter(on_progress, 0.5 if texture == "multiview"
                                                                               else 0.8), **extra)
             if texture == "multiview":
@@ -133,16 +142,17 @@ class MeshesMixin:
         seed: int | None = None,
         previews: bool = True,
         topology: str = "triangles",
-        actor: str = "",
+        actor: Actor | None = None,
         on_progress: ProgressFn | None = None,
     ) -> Design:
         """Text -> textured mesh design (no parent)."""
+        actor = self.access.check(actor, "create")
         _check_topology(topology)
         options, size_cm = self._mesh_options(backend=backend, size_cm=size_cm, category=category,
                                               resolution=resolution, face_budget=face_budget,
                                               texture_size=texture_size, material=material, seed=seed)
         with translate_errors():
-            model = self._mesh_backend(backend, text=True)
+            model = self.backend(backend, text=True)
             result = model.generate(prompt, options, on_progress=_reporter(on_progress))
         project_id = self.store.project(project).id
         return self._save_mesh(result, options, size_cm=size_cm, project_id=project_id, parent=None, prompt=prompt,
@@ -157,7 +167,7 @@ class MeshesMixin:
         from pipelines.texture import PaintOptions, paint_mesh
 
         d = self.mesh_defaults
-        generator = self._model("multiview")
+        generator = self.models.get("multiview")
 
         def report(stage: str, fraction: float) -> None:
             if on_progress:
@@ -214,31 +224,19 @@ class MeshesMixin:
             model=result.model, revision=result.revision, params=params,
         )], actor)[0]
 
-    def _store_mesh_designs(self, items: list[dict], actor: str) -> list[Design]:
-        """Stamp provenance into each GLB, store it, record the designs, then sign and ledger them."""
-        rows = []
+    def _store_mesh_designs(self, items: list[dict], actor: Actor | None) -> list[Design]:
+        """Each GLB becomes a mesh design through the design writer (stamped, signed, in the ledger); its
+        bill of materials (every model and runtime part that touched the mesh) goes into the signed params."""
         for item in items:
-            parent = item["parent"]
-            uid = self._new_uid()
-            params = dict(item["params"], uid=uid, **self._governance_params())
-            # Every model and runtime part that touched the mesh, inside the signed record.
-            params["bom"] = mesh_bom(item["model"], item["revision"], params, profile=self.settings.profile,
-                                     models_dir=self.settings.resolved_models_dir, parent=parent)
-            glb = self._stamp_glb(item["glb"], dict(
-                design_uid=uid, actor=actor, prompt=item["prompt"], seed=item["seed"], model=item["model"],
-                revision=item["revision"], params=params, kind="mesh",
-                parents=[parent.uid or str(parent.id)] if parent is not None else [],
-            ))
-            rel, digest = self.store.files.put(glb, ".glb")
-            rows.append(dict(
-                project_id=item["project_id"], kind="mesh", parent_id=parent.id if parent is not None else None,
-                prompt=item["prompt"], negative_prompt=item["negative_prompt"], seed=item["seed"],
-                model=item["model"], revision=item["revision"], params=params, file=rel, sha256=digest,
-                created_by=actor, uid=uid,
-            ))
-        designs = self.store.add_designs(rows)
-        self._after_designs_created(designs, actor)
-        return designs
+            item["params"] = dict(item["params"], bom=mesh_bom(
+                item["model"], item["revision"], item["params"], profile=self.settings.profile,
+                models_dir=self.settings.resolved_models_dir, parent=item["parent"]))
+        return self.designs.create([NewDesign(
+            kind="mesh", record_kind="mesh", content=item["glb"], project_id=item["project_id"],
+            params=item["params"], parent=item["parent"], prompt=item["prompt"],
+            negative_prompt=item["negative_prompt"], seed=item["seed"], model=item["model"],
+            revision=item["revision"],
+        ) for item in items], actor)
 
     # ------------------------------------------------------------------ previews
     def render_previews(self, mesh, *, frames: int | None = None) -> dict:
@@ -268,6 +266,20 @@ class MeshesMixin:
         else:
             shots["mp4_error"] = mp4_error
         return shots
+
+    def file_path(self, design_id: int):
+        return self.store.file_path(self.store.design(design_id))
+
+    def download_copy(self, design: Design):
+        """A copy of the design's file under a readable name (``design-12.glb``) for download."""
+        import shutil
+
+        source = self.store.file_path(design)
+        target = self.settings.downloads_dir / str(design.id) / f"design-{design.id}{source.suffix}"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        return target
 
     def preview_path(self, design: Design, which: str = "thumbnail"):
         rel = (design.params or {}).get("previews", {}).get(which)
@@ -317,7 +329,7 @@ class MeshesMixin:
                 return {f"{name}.usdz": export_usdz(mesh, name, quads=quads, provenance=record)}
             if fmt == "obj":
                 return export(mesh, "obj", name)
-            return {f"{name}.zip": export_zip(mesh, self.provenance(design), name, sign=self.sign_provenance)}
+            return {f"{name}.zip": export_zip(mesh, self.provenance(design), name, sign=self.designs.sign_bytes)}
 
     # ------------------------------------------------------------------ colourways
     def colour_cards(self) -> dict:
@@ -333,11 +345,13 @@ class MeshesMixin:
         colours: list[str] | None = None,
         n: int | None = None,
         previews: bool = True,
-        actor: str = "",
+        actor: Actor | None = None,
     ) -> list[Design]:
         """N recoloured variants of a textured mesh, each a mesh design whose parent is that mesh."""
         from pipelines.mesh import export_glb
         from pipelines.mesh.colourways import colourway, parse_colour
+
+        actor = self.access.check(actor, "create")
 
         cards = self.colour_cards()
         with translate_errors():

@@ -1,95 +1,92 @@
-"""The ``Studio``: settings, store and loaded models in one object; use cases come from mixins.
+"""The ``Studio``: builds the services once, each given its collaborators, and wires them together.
 
-Models load lazily on first use and stay loaded (keyed by profile and role), so the second
-request never reloads weights. Every use case validates its input before touching a model or a file.
-Each area's use cases live in their own module (``concepts.py``, ``meshes.py``, …) as a mixin.
+No use case lives here. Each service is a plain object (``services/*.py``); ``Studio`` holds them as
+attributes and forwards the public methods the UI, the CLI, the batch runner and the tests call
+(``studio.generate_concepts`` is ``studio.concepts.generate_concepts``), declared in one table,
+``FORWARDED``, so a name's home is always visible.
 """
 from __future__ import annotations
 
-import threading
-from pathlib import Path
+import functools
 
-from .. import catalog
+from ..access import AccessPolicy
 from ..private_paths import prepare_data_dir
 from ..settings import Settings
-from ..store import Design, Store
-from .base import translate_errors
-from .batch import BatchMixin
-from .concepts import ConceptsMixin
-from .governance import GovernanceMixin
-from .meshes import MeshesMixin
-from .team import TeamMixin
+from ..store import Store
+from .batch import BatchService
+from .concepts import ConceptService
+from .designs import DesignWriter
+from .jobs import JobBoard
+from .meshes import MeshService
+from .models import ModelCache
+from .production import ProductionService
+from .team import TeamService
 from .trace import TraceService
+from .vault import VaultService
 
 
-class Studio(ConceptsMixin, MeshesMixin, TeamMixin, BatchMixin, GovernanceMixin):
+class Studio:
     """One per process. Thread-safe for model loading; the UI queue serialises GPU work."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
         prepare_data_dir(self.settings.data_dir)
         self.store = Store(self.settings.resolved_database_url, self.settings.files_dir)
-        self._models: dict[tuple[str, str], object] = {}
-        self._lock = threading.RLock()
-        self._device: str | None = None
-        self.tracer = TraceService(self.store, lambda path: self.verify_file(path))
+        self.access = AccessPolicy(self.store)
+        self.models = ModelCache(self.settings)
+        self.designs = DesignWriter(self.settings, self.store, self.access)
+        self.designs.sweep()  # files of designs whose writer died before committing
+        self.vault = VaultService(self.settings, self.store, self.models, self.access)
+        self.concepts = ConceptService(self.settings, self.store, self.models, self.designs, self.vault, self.access)
+        self.meshes = MeshService(self.settings, self.store, self.models, self.designs, self.access)
+        self.team = TeamService(self.store, self.access, self.designs, self.vault)
+        self.production = ProductionService(self.store, self.designs, self.access)
+        self.batch = BatchService(self.settings, self.store, self.models, self.concepts, self.meshes, self.access)
+        self.jobs = JobBoard()
+        self.tracer = TraceService(self.store, self.production.verify_file)
 
-    # ------------------------------------------------------------------ models
-    @property
-    def device(self) -> str:
-        if self._device is None:
-            from pipelines.devices import resolve_device
 
-            with translate_errors():
-                self._device = resolve_device(self.settings.device)
-        return self._device
+#: Public methods of the services, reachable on ``Studio`` under the same name.
+FORWARDED: dict[str, tuple[str, ...]] = {
+    "models": ("model_status:status", "concept_limits"),
+    "concepts": ("adapter_source", "use_adapter_source", "adapter_names", "presets", "scheduler_names",
+                 "speed_steps", "generate_concepts", "vary_design", "refine_design", "reuse_settings", "import_image"),
+    "meshes": ("mesh_backends", "render_previews", "preview_path", "load_mesh", "provenance", "export_mesh",
+               "colour_cards", "make_colourways", "make_mesh", "make_mesh_from_prompt", "file_path",
+               "download_copy"),
+    "team": ("accounts_enabled", "role_of", "authenticate", "add_user", "users", "remove_user", "create_project",
+             "projects", "history", "design_settings", "lineage_tree", "lineage_text", "shortlist",
+             "shortlist_guard", "decide", "decisions", "board"),
+    "production": ("order_sample", "samples", "receive_sample", "reject_sample", "release_to_production",
+                   "drop_style", "baselines", "set_baseline", "import_baselines", "ratio_rows", "ratio_report",
+                   "verify_ledger", "verify_file", "c2pa_status"),
+    "vault": ("open_vault:open", "vault_exists:exists", "check_near_copy", "near_copy_index", "train_lora"),
+    "batch": ("batch_limits", "load_batch", "run_batch", "batch_designs", "discard_batch_designs"),
+    "designs": ("style_context",),
+}
+#: Read-only values of the services, reachable on ``Studio`` under the same name.
+FORWARDED_PROPERTIES: dict[str, tuple[str, ...]] = {"models": ("device", "defaults", "mesh_defaults"),
+                                                    "designs": ("keys", "ledger")}
 
-    @property
-    def defaults(self) -> dict:
-        values = dict(catalog.PROFILE_DEFAULTS[self.settings.profile])
-        if self.settings.default_steps:
-            values["steps"] = self.settings.default_steps
-        return values
 
-    def model_status(self) -> list[catalog.ModelStatus]:
-        """Every role of the profile; tiny twins count as present (they are built on first use)."""
-        return catalog.status(self.settings.profile, self.settings.resolved_models_dir, build_tiny=False)
+def _forward(service: str, name: str, target: str):
+    owner = {"models": ModelCache, "concepts": ConceptService, "meshes": MeshService, "team": TeamService,
+             "production": ProductionService, "vault": VaultService, "batch": BatchService,
+             "designs": DesignWriter}[service]
 
-    def _model(self, role: str):
-        key = (self.settings.profile, role)
-        with self._lock:
-            if key not in self._models:
-                entry, path = catalog.require(self.settings.profile, role, self.settings.resolved_models_dir)
-                self._check_model_path(path)  # governance hook: guarded mode refuses pickles / remote code
-                base = catalog.base_of(entry, self.settings.resolved_models_dir)  # an adapter's base model
-                if base is not None:
-                    self._check_model_path(base[1])
-                self._models[key] = self._load(role, entry, path, base_path=base[1] if base else None)
-            return self._models[key]
+    @functools.wraps(getattr(owner, target))
+    def call(self, *args, **kwargs):
+        return getattr(getattr(self, service), target)(*args, **kwargs)
 
-    def _load(self, role: str, entry: catalog.ModelEntry, path: Path, base_path: Path | None = None):
-        from pipelines.devices import resolve_dtype
+    call.__name__ = name
+    return call
 
-        return catalog.load_entry(entry, path, self.device, resolve_dtype(self.settings.dtype, self.device),
-                                  base_path=base_path)
 
-    def concept_limits(self):
-        from pipelines.concept import ConceptLimits
-
-        s = self.settings
-        return ConceptLimits(max_prompt_chars=s.max_prompt_chars, max_steps=s.max_steps,
-                             max_images=s.max_images, max_side=s.max_side)
-
-    def file_path(self, design_id: int) -> Path:
-        return self.store.file_path(self.store.design(design_id))
-
-    def download_copy(self, design: Design) -> Path:
-        """A copy of the design's file under a readable name (``design-12.glb``) for download."""
-        import shutil
-
-        source = self.store.file_path(design)
-        target = self.settings.downloads_dir / str(design.id) / f"design-{design.id}{source.suffix}"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-        return target
+for _service, _names in FORWARDED.items():
+    for _spec in _names:
+        _name, _, _target = _spec.partition(":")
+        setattr(Studio, _name, _forward(_service, _name, _target or _name))
+for _service, _names in FORWARDED_PROPERTIES.items():
+    for _name in _names:
+        setattr(Studio, _name, property(lambda self, s=_service, n=_name: getattr(getattr(self, s), n),
+                                        doc=f"``{_service}.{_name}``"))

@@ -1,19 +1,21 @@
 """Use cases of the team: accounts, projects with a brief, history, lineage, shortlist and review.
 
 Role checks live here, not in the page: whatever calls ``decide`` (browser, API client, CLI) is
-refused unless the actor is a creative director. Every review act goes through ``_record_event``.
+refused unless the access policy says the actor's role may decide. Every review act goes through
+``_record_event``: its ledger event and its status change commit in one transaction.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from .. import auth
+from .. import access as policy
+from ..access import AccessPolicy, Actor
 from ..errors import InvalidRequest, NotFound
-from ..store import Decision, Design, Project, User
+from ..store import Decision, Design, Project, Store, User
 from ..store.models import DESIGN_STATUSES
-from .base import SOLO_ACTOR
-from .jobs import JobBoard
+from .designs import DesignWriter
+from .vault import NearCopyBlocked, VaultService
 
 DECISIONS = ("approved", "rejected", "changes_requested")
 KINDS = ("image", "mesh")
@@ -64,57 +66,47 @@ def parse_day(value, name: str) -> datetime | None:
         raise InvalidRequest(f"{name} {value!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-class TeamMixin:
-    """Mixed into ``Studio``; uses ``self.store``."""
+class TeamService:
+    """Given the store, the access policy, the design writer (ledger) and the vault (near-copy checks)."""
 
-    # ------------------------------------------------------------------ jobs
-    @property
-    def jobs(self) -> JobBoard:
-        board = getattr(self, "_job_board", None)
-        if board is None:
-            board = self._job_board = JobBoard()
-        return board
+    def __init__(self, store: Store, access: AccessPolicy, designs: DesignWriter, vault: VaultService):
+        self.store = store
+        self.access = access
+        self.designs = designs
+        self.vault = vault
 
     # ------------------------------------------------------------------ accounts
     def accounts_enabled(self) -> bool:
-        """Once any account exists, the studio requires sign-in (page and API)."""
-        return self.store.user_count() > 0
+        """Once any account exists, the studio requires sign-in (page and API) or login (CLI)."""
+        return self.access.accounts_enabled()
 
-    def role_of(self, actor: str | None) -> str | None:
-        if not actor:
-            # Solo mode (no accounts yet): the person at the machine works as a designer.
+    def role_of(self, username: str | None) -> str | None:
+        """The role of a signed-in user name as it stands now (for display); None when unknown."""
+        if not username:
             return None if self.accounts_enabled() else "designer"
-        user = self.store.user(actor)
+        user = self.store.user(username)
         return user.role if user else None
 
-    def _require(self, actor: str | None, act: str) -> str:
-        role = self.role_of(actor)
-        auth.require(role, act, actor or "")
-        return role  # type: ignore[return-value]
-
     def authenticate(self, name: str, password: str) -> bool:
-        user = self.store.user((name or "").strip())
-        if user is None:
-            # Spend the same time as a real check so the answer does not tell which names exist.
-            auth.verify_password(password or "", _DUMMY_HASH)
-            return False
-        return auth.verify_password(password or "", user.password_hash)
+        return self.access.authenticate(name, password)
 
-    def add_user(self, name: str, role: str, password: str, *, actor: str | None = None) -> User:
-        """Create an account. ``actor=None`` is the machine's owner at the command line; else an admin."""
+    def add_user(self, name: str, role: str, password: str, *, actor: Actor | None = None) -> User:
+        """Create an account. ``actor=None``: the machine's owner at the command line (who holds the
+        database); from the page, the signed-in admin."""
         if actor is not None:
-            self._require(actor, "manage_users")
-        name = auth.check_name(name)
-        auth.check_role(role)
-        return self.store.add_user(name, role, auth.hash_password(password))
+            self.access.check(actor, "manage_users")
+        name = policy.check_name(name)
+        policy.check_role(role)
+        return self.store.add_user(name, role, policy.hash_password(password))
 
     def users(self) -> list[User]:
         return self.store.users()
 
-    def remove_user(self, name: str, *, actor: str | None = None) -> None:
+    def remove_user(self, name: str, *, actor: Actor | None = None) -> None:
+        """Remove an account; its open sessions are refused from their next call (``AccessPolicy``)."""
         if actor is not None:
-            self._require(actor, "manage_users")
-            if name == actor:
+            actor = self.access.check(actor, "manage_users")
+            if name == actor.name:
                 raise InvalidRequest("you cannot remove your own account; ask another admin")
         target = self.store.user(name)
         if target is None:
@@ -125,8 +117,8 @@ class TeamMixin:
         self.store.remove_user(name)
 
     # ------------------------------------------------------------------ projects
-    def create_project(self, name: str, brief: str = "", *, actor: str | None = None) -> Project:
-        self._require(actor, "create")
+    def create_project(self, name: str, brief: str = "", *, actor: Actor | None = None) -> Project:
+        self.access.check(actor, "create")
         name = (name or "").strip()
         if not name or len(name) > 200:
             raise InvalidRequest(f"project name {name!r} must have 1-200 characters")
@@ -189,44 +181,70 @@ class TeamMixin:
         return "\n".join(self.lineage_tree(design_id).lines(focus=int(design_id)))
 
     # ------------------------------------------------------------------ shortlist and review
-    def shortlist(self, design_id: int, *, actor: str | None, note: str = "", override_reason: str | None = None) -> Design:
+    def shortlist(self, design_id: int, *, actor: Actor | None, note: str = "",
+                  override_reason: str | None = None) -> Design:
         """Put a draft (or a design sent back with changes requested) forward for review.
 
         The design is first compared with the vault; a near-copy is refused unless a creative director
-        overrides the flag with a reason (recorded in the ledger).
+        or an admin overrides the flag with a reason (recorded in the ledger).
         """
-        role = self._require(actor, "shortlist")
+        actor = self.access.check(actor, "shortlist")
         design = self.store.design(design_id)
         if design.status == "shortlisted":
             return design  # already on the board: shortlisting twice changes nothing
         if len(note or "") > 2000:
             raise InvalidRequest("the shortlist note is longer than 2000 characters")
-        self.shortlist_guard(design.id, actor or SOLO_ACTOR, role, override_reason)
-        self._record_event(design.id, "shortlisted", "shortlisted", actor=actor or "", role=role,
+        self.designs.require_recorded(design)
+        self.shortlist_guard(design.id, actor, override_reason)
+        self._record_event(design.id, "shortlisted", "shortlisted", actor, "shortlist",
                            comment=note or "", shortlist_note=note or "")
         return self.store.design(design.id)
 
-    def decide(self, design_id: int, decision: str, comment: str = "", *, actor: str | None) -> Decision:
+    def shortlist_guard(self, design_id: int, actor: Actor | None, override_reason: str | None = None, *,
+                        passphrase: str | None = None):
+        """Call before shortlisting: refuses a near-copy unless a creative director or admin overrides it."""
+        actor = self.access.check(actor, "shortlist")
+        result = self.vault.check_near_copy(design_id, passphrase=passphrase)
+        if result is None or not result.flagged:
+            return result
+        reason = (override_reason or "").strip()
+        if not reason:
+            raise NearCopyBlocked(
+                f"design {design_id} is flagged: {result.reason()}; a creative director must override it with a reason"
+            )
+        self.designs.record("flag_overridden", design_id, actor, "override_flag", reason=reason, flag="near_copy",
+                            vault_item=result.best_item_id, distance=result.distance)
+        return result
+
+    def decide(self, design_id: int, decision: str, comment: str = "", *, actor: Actor | None) -> Decision:
         """A creative director approves, rejects or requests changes on a shortlisted design."""
         if decision not in DECISIONS:
             raise InvalidRequest(f"decision {decision!r} is unknown; choose one of {', '.join(DECISIONS)}")
-        role = self._require(actor, "decide")
+        actor = self.access.check(actor, "decide")
         comment = (comment or "").strip()
         if decision != "approved" and not comment:
             raise InvalidRequest(f"say why: a comment is required to mark a design {decision.replace('_', ' ')}")
         if len(comment) > 5000:
             raise InvalidRequest("the comment is longer than 5000 characters")
         self.store.design(design_id)  # NotFound before anything else
-        return self._record_event(int(design_id), decision, decision, actor=actor or "", role=role, comment=comment)
+        return self._record_event(int(design_id), decision, decision, actor, "decide", comment=comment)
 
-    def _record_event(self, design_id: int, action: str, new_status: str, *, actor: str, role: str,
+    def _record_event(self, design_id: int, event: str, new_status: str, actor: Actor, action: str, *,
                       comment: str = "", shortlist_note: str | None = None) -> Decision:
-        """The one place a review act is written: first the hash-chained ledger entry (which also checks
-        the role), then the status and decision row in one transaction."""
+        """The one place a review act is written: the hash-chained ledger entry and the status and
+        decision row, in one transaction."""
+        actor = self.access.check(actor, action)
         self.store.check_review(design_id, new_status)  # an illegal move must not reach the ledger
-        self.record_design_event(action, design_id, actor or SOLO_ACTOR, role, comment=comment)
-        return self.store.record_review(design_id, action, new_status, actor=actor, role=role, comment=comment,
-                                        shortlist_note=shortlist_note)
+        design = self.store.design(design_id)
+        ctx = self.designs.style_context(design)
+
+        def move(conn):
+            return self.store.record_review_on(conn, design_id, event, new_status, actor=actor.name,
+                                               role=actor.role, comment=comment, shortlist_note=shortlist_note)
+
+        decision, _ = self.designs.append(event, actor, "design", str(design.id),
+                                          ctx.payload(uid=design.uid, comment=comment), work=move)
+        return decision
 
     def decisions(self, design_id: int | None = None) -> list[Decision]:
         return self.store.decisions(design_id)
@@ -247,5 +265,3 @@ class TeamMixin:
             ))
         return cards
 
-
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="

@@ -25,6 +25,22 @@ def _check_transition(design_id: int, design: Design | None, new_status: str) ->
         hint = f"it can become {', '.join(sorted(allowed))}" if allowed else "its review is closed"
         raise InvalidRequest(f"design {design_id} is {design.status}; it cannot become {new_status} ({hint})")
 
+def _record_review(s, design_id, action, new_status, actor, role, comment, shortlist_note) -> Decision:
+    design = s.get(Design, int(design_id))
+    _check_transition(design_id, design, new_status)
+    design.status = new_status
+    if shortlist_note is not None:
+        entry = s.scalar(select(ShortlistEntry).where(ShortlistEntry.design_id == design.id))
+        if entry is None:
+            s.add(ShortlistEntry(design_id=design.id, added_by=actor, note=shortlist_note))
+        else:
+            entry.added_by, entry.note = actor, shortlist_note
+    decision = Decision(design_id=design.id, action=action, comment=comment, actor=actor, role=role)
+    s.add(decision)
+    s.flush()
+    return decision
+
+
 class Store:
     """Repositories over one database plus the file store; every method is one transaction."""
 
@@ -178,18 +194,16 @@ class Store:
                       comment: str = "", shortlist_note: str | None = None) -> Decision:
         """Move a design to ``new_status`` and store the act, in one transaction; illegal moves are refused."""
         with transaction(self.sessions) as s:
-            design = s.get(Design, int(design_id))
-            _check_transition(design_id, design, new_status)
-            design.status = new_status
-            if shortlist_note is not None:
-                entry = s.scalar(select(ShortlistEntry).where(ShortlistEntry.design_id == design.id))
-                if entry is None:
-                    s.add(ShortlistEntry(design_id=design.id, added_by=actor, note=shortlist_note))
-                else:
-                    entry.added_by, entry.note = actor, shortlist_note
-            decision = Decision(design_id=design.id, action=action, comment=comment, actor=actor, role=role)
-            s.add(decision)
-            s.flush()
+            return _record_review(s, design_id, action, new_status, actor, role, comment, shortlist_note)
+
+    def record_review_on(self, conn, design_id: int, action: str, new_status: str, *, actor: str, role: str,
+                         comment: str = "", shortlist_note: str | None = None) -> Decision:
+        """``record_review`` inside the caller's transaction on ``conn`` (the ledger's, so both commit together)."""
+        from sqlalchemy.orm import Session
+
+        with Session(bind=conn, expire_on_commit=False) as s:
+            decision = _record_review(s, design_id, action, new_status, actor, role, comment, shortlist_note)
+            s.expunge_all()
             return decision
 
     def check_review(self, design_id: int, new_status: str) -> None:

@@ -70,7 +70,7 @@ ROLES = ("designer", "creative_director", "admin")
 
 
 class User(Base):
-    """A local account; the password is kept only as a slow-KDF hash (see ``design_studio.auth``)."""
+    """A local account; the password is kept only as a slow-KDF hash (see ``design_studio.access``)."""
 
     __tablename__ = "users"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..services import Studio
-from .common import user_errors
+from .common import actor_of, end_sessions, user_errors
 
 CPU = dict(concurrency_id="cpu", concurrency_limit=4)
 
@@ -51,14 +51,15 @@ def build_admin_tab(studio: Studio) -> AdminTab:
 
     @user_errors
     def on_add(n, r, p, request: gr.Request):
-        user = studio.add_user(n, r, p, actor=getattr(request, "username", None) or "")
+        user = studio.add_user(n, r, p, actor=actor_of(studio, request))
         return user_rows(studio), f"Added **{user.name}** ({user.role}).", "", ""
 
     add.click(on_add, [name, role, password], [users, feedback, name, password], api_name="add_user", **CPU)
 
     @user_errors
     def on_remove(n, request: gr.Request):
-        studio.remove_user((n or "").strip(), actor=getattr(request, "username", None) or "")
+        studio.remove_user((n or "").strip(), actor=actor_of(studio, request))
+        end_sessions((n or "").strip())
         return user_rows(studio), f"Removed **{n}**.", ""
 
     remove.click(on_remove, [remove_name], [users, feedback, remove_name], api_name="remove_user", **CPU)

@@ -8,7 +8,7 @@ import gradio as gr
 
 from ..services import Studio
 from ..services.jobs import cancellable
-from .common import user_errors
+from .common import actor_of, user_errors
 
 
 def design_dict(studio: Studio, design) -> dict:
@@ -25,18 +25,14 @@ def decision_dict(d) -> dict:
             "at": d.created_at.isoformat(timespec="seconds")}
 
 
-def user_of(request: gr.Request | None) -> str | None:
-    return getattr(request, "username", None) or None
-
-
 def register_api(studio: Studio) -> None:
     """Call inside the Blocks context; every endpoint is named after what it does."""
 
     @user_errors
     def whoami(request: gr.Request) -> dict:
         """The signed-in user and role."""
-        name = user_of(request)
-        return {"user": name or "", "role": studio.role_of(name) or ""}
+        actor = actor_of(studio, request)
+        return {"user": actor.name if actor.kind == "account" else "", "role": actor.role}
 
     @user_errors
     def projects(request: gr.Request) -> list[dict]:
@@ -46,7 +42,7 @@ def register_api(studio: Studio) -> None:
     @user_errors
     def create_project(name: str, brief: str, request: gr.Request) -> dict:
         """A new project (collection) with a brief."""
-        p = studio.create_project(name, brief, actor=user_of(request))
+        p = studio.create_project(name, brief, actor=actor_of(studio, request))
         return {"name": p.name, "brief": p.brief}
 
     @user_errors
@@ -73,7 +69,7 @@ def register_api(studio: Studio) -> None:
         Progress ('denoising step n of N') shows in ``/jobs``; ``/cancel`` stops it within one step."""
         designs = studio.generate_concepts(
             prompt, project=project or None, n=int(n), seed=None if seed is None or int(seed) < 0 else int(seed),
-            steps=None if not steps or int(steps) <= 0 else int(steps), actor=user_of(request) or "",
+            steps=None if not steps or int(steps) <= 0 else int(steps), actor=actor_of(studio, request),
             on_progress=cancellable(None),
         )
         return [design_dict(studio, d) for d in designs]
@@ -81,20 +77,20 @@ def register_api(studio: Studio) -> None:
     @user_errors
     def mesh_design(design_id: int, size_cm: float, request: gr.Request) -> dict:
         """Image design -> textured GLB design (GPU queue)."""
-        mesh = studio.make_mesh(int(design_id), size_cm=float(size_cm or 30.0), actor=user_of(request) or "",
+        mesh = studio.make_mesh(int(design_id), size_cm=float(size_cm or 30.0), actor=actor_of(studio, request),
                                 on_progress=cancellable(None))
         return design_dict(studio, mesh)
 
     @user_errors
     def shortlist(design_id: int, note: str, request: gr.Request, override_reason: str = "") -> dict:
         """Put a design on the review board (a near-copy needs a creative director's override reason)."""
-        return design_dict(studio, studio.shortlist(int(design_id), actor=user_of(request), note=note or "",
+        return design_dict(studio, studio.shortlist(int(design_id), actor=actor_of(studio, request), note=note or "",
                                                     override_reason=override_reason or None))
 
     @user_errors
     def decide(design_id: int, decision: str, comment: str, request: gr.Request) -> dict:
         """approved | rejected | changes_requested, with a comment (creative directors only)."""
-        return decision_dict(studio.decide(int(design_id), decision, comment, actor=user_of(request)))
+        return decision_dict(studio.decide(int(design_id), decision, comment, actor=actor_of(studio, request)))
 
     @user_errors
     def board(project: str, status: str, request: gr.Request) -> list[dict]:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 
 import gradio as gr
 
 from ..services import Studio
 from .admin_tab import build_admin_tab
 from .api import register_api
+from .common import end_sessions
 from .batch_tab import build_batch_tab
 from .history_tab import build_history_tab
 from .ledger_tab import build_ledger_tab
@@ -63,6 +65,40 @@ def track_gpu_jobs(demo: gr.Blocks, studio: Studio) -> list:
         block_fn.fn = run
         gpu.append(block_fn.get_config())
     return gpu
+
+
+def refuse_ended_sessions(demo: gr.Blocks, studio: Studio) -> None:
+    """Check the session's account before every event (page and API): once the account is removed, each
+    call of its sessions is refused and their sign-in tokens are dropped."""
+    from gradio.context import LocalContext
+
+    def check() -> None:
+        username = getattr(LocalContext.request.get(None), "username", None)
+        if username and studio.store.user(username) is None:
+            # The tokens go a moment later: this refusal must still reach the session's open stream.
+            threading.Timer(1.0, end_sessions, (username, demo)).start()
+            raise gr.Error(f"account {username!r} no longer exists; this session has ended, sign in again")
+
+    for block_fn in demo.fns.values():
+        inner = block_fn.fn
+        if inner is None:
+            continue
+        if inspect.isgeneratorfunction(inner):
+            @functools.wraps(inner)
+            def gate(*args, __inner=inner, **kwargs):
+                check()
+                yield from __inner(*args, **kwargs)
+        elif inspect.iscoroutinefunction(inner):
+            @functools.wraps(inner)
+            async def gate(*args, __inner=inner, **kwargs):
+                check()
+                return await __inner(*args, **kwargs)
+        else:
+            @functools.wraps(inner)
+            def gate(*args, __inner=inner, **kwargs):
+                check()
+                return __inner(*args, **kwargs)
+        block_fn.fn = gate
 
 
 def jobs_line(studio: Studio, demo: gr.Blocks) -> str:
@@ -139,4 +175,5 @@ def build_app(studio: Studio) -> gr.Blocks:
         timer = gr.Timer(2.0)
         timer.tick(lambda: jobs_line(studio, demo), None, jobs, queue=False, api_visibility="private",
                    show_progress="hidden")
+        refuse_ended_sessions(demo, studio)
     return demo

@@ -9,7 +9,7 @@ import gradio as gr
 from ..batch.background import BackgroundBatch, run_folder
 from ..errors import StudioError
 from ..services import Studio
-from .common import user_errors
+from .common import actor_of, user_errors
 
 HELP = (
     "A **job file** is a CSV (header line) or JSONL (one object per line) with the columns "
@@ -55,7 +55,8 @@ def build_batch_tab(studio: Studio) -> None:
         return job.status_text(), job.result_images(), files or None
 
     @user_errors
-    def begin(path, skip) -> tuple[str, BackgroundBatch]:
+    def begin(path, skip, request) -> tuple[str, BackgroundBatch]:
+        actor = studio.access.check(actor_of(studio, request), "create")  # the signed-in account, checked now
         path = need_file(path)
         job = studio.load_batch(path)  # refuse a bad file here, with every bad line shown
         if job.problems and not skip:
@@ -65,11 +66,11 @@ def build_batch_tab(studio: Studio) -> None:
         key = str(out)
         if key in jobs and jobs[key].running:
             raise StudioError("this job file is already running; watch it below or cancel it")
-        jobs[key] = BackgroundBatch(studio, path, out, skip_invalid=bool(skip)).start()
+        jobs[key] = BackgroundBatch(studio, path, out, skip_invalid=bool(skip), actor=actor).start()
         return key, jobs[key]
 
-    def on_start(path, skip):
-        key, batch = begin(path, skip)
+    def on_start(path, skip, request: gr.Request):
+        key, batch = begin(path, skip, request)
         # One GPU queue: this event holds the "gpu" slot until the run ends, so Studio-tab work waits.
         while batch.running:
             yield (key, *outputs(batch))

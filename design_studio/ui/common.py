@@ -44,6 +44,23 @@ def optional_int(value) -> int | None:
     return int(number)
 
 
-def actor_of(request) -> str:
-    """The signed-in user's name from Gradio's request ('' in solo mode)."""
-    return getattr(request, "username", None) or ""
+def end_sessions(username: str, blocks=None) -> int:
+    """Drop every Gradio sign-in token of ``username`` (the file routes then refuse it too); returns how many.
+    ``blocks``: the app (default: the one serving the current request)."""
+    from gradio.context import LocalContext
+
+    blocks = blocks if blocks is not None else LocalContext.blocks.get(None)
+    app = getattr(blocks, "server_app", None)
+    tokens = getattr(app, "tokens", None)
+    if not tokens:
+        return 0
+    doomed = [token for token, name in list(tokens.items()) if name == username]
+    for token in doomed:
+        tokens.pop(token, None)
+    return len(doomed)
+
+
+def actor_of(studio, request):
+    """The request's actor: the account Gradio's sign-in put on the session (re-read now), or the solo
+    actor when the studio has no accounts. A removed account's session is refused here."""
+    return studio.access.session(getattr(request, "username", None))

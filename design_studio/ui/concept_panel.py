@@ -184,7 +184,7 @@ def build_results(studio: Studio, inputs: ConceptInputs) -> ConceptResults:
             init_image=init_image if use_image else None,
             strength=float(strength) if (use_sketch or use_image) else None,
             adapters=[adapters] if adapters and adapters.strip() else [], scheduler=scheduler or None,
-            speed=speed or None, on_progress=progress_adapter(progress), actor=actor_of(request),
+            speed=speed or None, on_progress=progress_adapter(progress), actor=actor_of(studio, request),
         )
         return _gallery_items(studio, designs), [x.id for x in designs], designs[0].id, _note(designs)
 
@@ -208,14 +208,14 @@ def build_results(studio: Studio, inputs: ConceptInputs) -> ConceptResults:
     @user_errors
     def on_vary(chosen_id, count, amount, request: gr.Request, progress=gr.Progress()):
         designs = studio.vary_design(require_chosen(chosen_id), n=int(count), strength=float(amount),
-                                     on_progress=progress_adapter(progress), actor=actor_of(request))
+                                     on_progress=progress_adapter(progress), actor=actor_of(studio, request))
         return _gallery_items(studio, designs), [x.id for x in designs], designs[0].id, \
             _note(designs) + f"\n\nVariations of #{designs[0].parent_id}."
 
     @user_errors
     def on_refine(chosen_id, prompt, request: gr.Request, progress=gr.Progress()):
         design = studio.refine_design(require_chosen(chosen_id), prompt, on_progress=progress_adapter(progress),
-                                     actor=actor_of(request))
+                                     actor=actor_of(studio, request))
         return _gallery_items(studio, [design]), [design.id], design.id, \
             _note([design]) + f"\n\nRefined from #{design.parent_id}."
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..services import Studio
-from .common import progress_adapter, user_errors
+from .common import actor_of, progress_adapter, user_errors
 
 ANY = "any"
 EMPTY_HISTORY = ("**No designs yet.** Start in the *Studio* tab: write a prompt and press *Generate*. "
@@ -118,7 +118,7 @@ def build_history_tab(studio: Studio) -> HistoryTab:
 
     @user_errors
     def on_create(name, brief_text, request: gr.Request):
-        p = studio.create_project(name, brief_text, actor=getattr(request, "username", None))
+        p = studio.create_project(name, brief_text, actor=actor_of(studio, request))
         return p.name, "", ""
 
     def show_project(name):
@@ -157,7 +157,7 @@ def build_history_tab(studio: Studio) -> HistoryTab:
             prompt_text, n=1, seed=None if seed_value is None or seed_value < 0 else int(seed_value),
             steps=int(steps_value) if steps_value else None, guidance=base.get("guidance"),
             width=base.get("width"), height=base.get("height"), negative_prompt=base.get("negative_prompt") or "",
-            project=base.get("project"), actor=getattr(request, "username", None) or "",
+            project=base.get("project"), actor=actor_of(studio, request),
             on_progress=progress_adapter(progress))
         return made[0].id, f"Made design #{made[0].id} (seed {made[0].seed}); it is open above."
 
@@ -168,7 +168,7 @@ def build_history_tab(studio: Studio) -> HistoryTab:
     def on_mesh(did, request: gr.Request, progress=gr.Progress()):
         if did is None:
             raise gr.Error("Open an image design first.")
-        made = studio.make_mesh(int(did), actor=getattr(request, "username", None) or "",
+        made = studio.make_mesh(int(did), actor=actor_of(studio, request),
                                 on_progress=progress_adapter(progress))
         return made.id, f"Made 3D design #{made.id} from #{did}; it is open above."
 
@@ -179,7 +179,7 @@ def build_history_tab(studio: Studio) -> HistoryTab:
     def on_shortlist(did, note_text, request: gr.Request):
         if did is None:
             raise gr.Error("Open a design first.")
-        design = studio.shortlist(int(did), actor=getattr(request, "username", None), note=note_text or "")
+        design = studio.shortlist(int(did), actor=actor_of(studio, request), note=note_text or "")
         return f"Design #{design.id} is on the review board ({design.status}).", decisions_md(studio, design.id)
 
     add.click(on_shortlist, [design_id, note], [feedback, review], api_name="shortlist_ui", **CPU)

@@ -6,7 +6,7 @@ import pandas as pd
 import gradio as gr
 
 from ..services import Studio
-from .common import optional_int, user_errors
+from .common import actor_of, optional_int, user_errors
 
 ALL = "All"
 STAGE_LABELS = {"concepted": "Concepts", "shortlisted": "Shortlisted", "approved": "Approved",
@@ -21,10 +21,13 @@ def _filter(value: str | None) -> str | None:
 
 
 def chain_status(studio: Studio) -> str:
-    result = studio.ledger.verify()
-    if result.ok:
-        return f"**Ledger chain intact** · {result.reason}"
-    return f"**Ledger chain BROKEN at entry {result.first_bad_seq}** · {result.reason}"
+    check = studio.verify_ledger()
+    if not check.chain_ok:
+        return f"**Ledger chain BROKEN at entry {check.first_bad_seq}** · {check.chain_reason}"
+    if check.problems:
+        shown = "; ".join(str(p) for p in check.problems[:10])
+        return f"**{len(check.problems)} design record problem(s)** · {shown}"
+    return f"**Ledger chain intact** · {check.chain_reason}; every design has its event and signed manifest"
 
 
 def ratio_frame(rows: list[dict]) -> tuple[pd.DataFrame, list[str]]:
@@ -128,8 +131,6 @@ def build_ledger_tab(studio: Studio) -> None:
     with gr.Accordion("Samples and production", open=True):
         with gr.Row():
             design = gr.Number(label="Design #", precision=0, minimum=1, scale=1)
-            actor = gr.Textbox(label="Your name", scale=1)
-            role = gr.Dropdown(["designer", "creative_director", "admin"], value="designer", label="Role", scale=1)
         with gr.Row():
             supplier = gr.Textbox(label="Supplier", placeholder="e.g. Atelier Rossi")
             material = gr.Textbox(label="Material", placeholder="e.g. vegetable-tanned calf")
@@ -172,25 +173,26 @@ def build_ledger_tab(studio: Studio) -> None:
 
     def act(kind):
         @user_errors
-        def handler(design_id, who, role_, supplier_, material_, cost_, currency_, sku_, note_):
+        def handler(design_id, supplier_, material_, cost_, currency_, sku_, note_, request: gr.Request):
+            who = actor_of(studio, request)  # the signed-in account, never a typed name
             design_id = optional_int(design_id)
             if design_id is None:
                 raise gr.Error("enter a design number first")
             if kind == "order":
-                s = studio.order_sample(design_id, supplier_, material_, cost_, currency_, actor=who, role=role_, note=note_ or "")
+                s = studio.order_sample(design_id, supplier_, material_, cost_, currency_, actor=who, note=note_ or "")
                 return f"Sample #{s.id} ordered for design #{design_id}: {s.supplier}, {s.material}, {s.cost} {s.currency}."
             if kind == "receive":
-                s = studio.receive_sample(design_id=design_id, actor=who, role=role_, note=note_ or "")
+                s = studio.receive_sample(design_id=design_id, actor=who, note=note_ or "")
                 return f"Sample #{s.id} of design #{design_id} received."
             if kind == "reject":
-                s = studio.reject_sample(design_id=design_id, actor=who, role=role_, reason=note_ or "")
+                s = studio.reject_sample(design_id=design_id, actor=who, reason=note_ or "")
                 return f"Sample #{s.id} of design #{design_id} rejected."
-            e = studio.release_to_production(design_id, sku_, actor=who, role=role_)
+            e = studio.release_to_production(design_id, sku_, actor=who)
             return f"Design #{design_id} released to production as {sku_} (ledger entry {e.seq})."
 
         return handler
 
-    inputs = [design, actor, role, supplier, material, cost, currency, sku, note]
+    inputs = [design, supplier, material, cost, currency, sku, note]
     for button, kind in ((order, "order"), (receive, "receive"), (reject, "reject"), (release, "release")):
         button.click(act(kind), inputs, act_result, api_name="release" if kind == "release" else f"sample_{kind}") \
             .success(on_refresh, [collection, season], outputs, api_name=False)

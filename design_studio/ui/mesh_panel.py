@@ -96,8 +96,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
         mesh = studio.make_mesh(int(design_id), backend=backend, size_cm=float(size_cm), material=material,
                                 face_budget=int(face_budget), texture_size=int(texture_size),
                                 topology=topology or "triangles", texture=texture,
-                                on_progress=progress_adapter(progress),
-                                actor=actor_of(request))
+                                on_progress=progress_adapter(progress), actor=actor_of(studio, request))
         thumb, gif = previews(mesh)
         p = mesh.params
         info = (f"design {mesh.id} · {p['backend']} · {p['faces']} faces · "
@@ -122,7 +121,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
             raise gr.Error("Enter the largest size in centimetres.")
         if face_budget is None or face_budget < 4:
             raise gr.Error(f"Face budget must be at least 4 faces, got {face_budget}.")
-        actor = actor_of(request)
+        actor = actor_of(studio, request)
         image = studio.import_image(sketch_path, name="sketch.png", actor=actor)
         mesh = studio.make_mesh(image.id, backend="triposg-scribble", prompt=prompt, size_cm=float(size_cm),
                                 material=material, face_budget=int(face_budget), texture_size=int(texture_size),
@@ -143,7 +142,7 @@ def build_mesh_panel(studio: Studio, selected: gr.State) -> None:
     def on_colourways(mesh_id, palette, count, request: gr.Request):
         if mesh_id is None:
             raise gr.Error("Make a 3D mesh first.")
-        variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count), actor=actor_of(request))
+        variants = studio.make_colourways(int(mesh_id), palette=palette, n=int(count), actor=actor_of(studio, request))
         return [(previews(v)[0], f"{v.params['colourway']} {v.params['hex']}") for v in variants if previews(v)[0]]
 
     def on_mp4(mesh_id):

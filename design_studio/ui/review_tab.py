@@ -7,7 +7,7 @@ import gradio as gr
 
 from ..services import Studio
 from ..errors import StudioError
-from .common import user_errors
+from .common import actor_of, user_errors
 
 CPU = dict(concurrency_id="cpu", concurrency_limit=4)
 EMPTY_BOARD = ("**The review board is empty.** Designers put designs here with *Add to shortlist* "
@@ -189,7 +189,7 @@ def build_review_tab(studio: Studio) -> ReviewTab:
     def on_decide(design_id, choice, text, request: gr.Request):
         if design_id is None:
             raise gr.Error("Choose a design waiting for review.")
-        made = studio.decide(int(design_id), choice, text, actor=getattr(request, "username", None))
+        made = studio.decide(int(design_id), choice, text, actor=actor_of(studio, request))
         return f"Recorded: design #{made.design_id} **{made.action.replace('_', ' ')}** by {made.actor}."
 
     def after_decide(st):
@@ -209,7 +209,8 @@ def build_review_tab(studio: Studio) -> ReviewTab:
             traced = gr.Markdown("The watermark survives crops, resizes, screenshots and re-encoding: drop a copy "
                                  "to see which design it is, who made it and when.", elem_id="trace-result")
 
-    def on_trace(path):
+    def on_trace(path, request: gr.Request):
+        studio.access.check(actor_of(studio, request), "trace")
         if not path:
             raise StudioError("choose a file to trace")
         return trace_md(studio.tracer.trace(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..services import Studio
-from .common import user_errors
+from .common import actor_of, user_errors
 
 
 def build_shortlist_panel(studio: Studio, selected: gr.State) -> None:
@@ -21,7 +21,7 @@ def build_shortlist_panel(studio: Studio, selected: gr.State) -> None:
     def on_shortlist(design_id, text, reason, request: gr.Request):
         if design_id is None:
             raise gr.Error("Choose a concept first: generate, then click an image.")
-        design = studio.shortlist(int(design_id), actor=getattr(request, "username", None), note=text or "",
+        design = studio.shortlist(int(design_id), actor=actor_of(studio, request), note=text or "",
                                   override_reason=reason or None)
         return f"Design #{design.id} is on the review board ({design.status}).", "", ""
 
