@@ -247,6 +247,28 @@ def test_an_adapter_by_name_changes_the_image(studio, profile):
     assert [a["name"] for a in styled.params["adapters"]] == ["house-style"]
 
 
+def test_private_lora_trained_on_the_vault_is_used_by_name(studio, profile, tmp_path, monkeypatch):
+    """The house archive goes into the vault; a LoRA is trained on it for the profile's own architecture
+    (SDXL's two encoders and time ids; FLUX's packed latents and flow-matching loss) and stays in the
+    vault; generating with it by name changes the image."""
+    from brand_guard_images import textured_image
+
+    monkeypatch.setenv("STUDIO_VAULT_PASSPHRASE", "house archive 1867")
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for seed in range(4):
+        textured_image(seed, 64).save(incoming / f"look-{seed}.png")
+    studio.open_vault(create=True).add_images(sorted(incoming.iterdir()), "heritage", "archivist")
+    result = studio.train_lora("heritage", f"heritage-{profile}", steps=6, rank=4, lr=1e-2, resolution=32, seed=0,
+                               actor=None)  # solo mode: the person at the machine
+    assert len(result.losses) == 6 and result.eval_loss_after != result.eval_loss_before
+    assert f"heritage-{profile}" in studio.open_vault().blobs(kind="adapter")
+    plain = studio.generate_concepts("a tote", seed=9, **small())[0]
+    styled = studio.generate_concepts("a tote", seed=9, adapters=[f"heritage-{profile}:1.0"], **small())[0]
+    assert np.abs(pixels(studio.store.file_path(styled)) - pixels(studio.store.file_path(plain))).mean() > 0.1
+    assert [a["name"] for a in styled.params["adapters"]] == [f"heritage-{profile}"]
+
+
 # ---------------------------------------------------------------------------- 3D
 def backend_names(profile: str) -> list[str]:
     return [b.name for b, _ in catalog.backends_for(profile)]
