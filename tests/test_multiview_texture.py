@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import trimesh
+from helpers import validate_glb
 from PIL import Image, ImageDraw
 
 from pipelines import render
@@ -17,7 +16,6 @@ from pipelines.errors import InvalidInput
 from pipelines.mesh.post import unwrap_uv
 from pipelines.texture.backproject import atlas_texels, bake_views, project_views, seam_gaps
 
-VALIDATOR = Path(__file__).resolve().parents[1] / ".ci" / "node_modules" / "gltf-validator"
 AXES = {"front": (0, -1, 0), "right": (1, 0, 0), "back": (0, 1, 0), "left": (-1, 0, 0), "top": (0, 0, 1),
         "bottom": (0, 0, -1)}
 
@@ -278,17 +276,6 @@ def _glb_json(data: bytes) -> dict:
     return json.loads(data[20:20 + length])
 
 
-def _validate(path: Path) -> None:
-    if not VALIDATOR.exists() or not shutil.which("node"):
-        pytest.skip("gltf-validator not installed (.ci/run installs it)")
-    script = ("const v=require(process.argv[1]);const fs=require('fs');"
-              "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])))"
-              ".then(r=>{console.log(JSON.stringify(r.issues));process.exit(r.issues.numErrors?1:0)})")
-    proc = subprocess.run(["node", "-e", script, str(VALIDATOR), str(path)], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0 and json.loads(proc.stdout)["numErrors"] == 0, proc.stdout + proc.stderr
-
-
 def _textured(data: bytes) -> None:
     doc = _glb_json(data)
     pbr = doc["materials"][0]["pbrMetallicRoughness"]
@@ -319,7 +306,7 @@ def test_service_paints_multiview_and_records_every_stage(studio, tmp_path):
     assert parts["studio-rasteriser"]["licence"] == "the studio's own code"
     glb = studio.store.file_path(mesh)
     _textured(glb.read_bytes())
-    _validate(glb)
+    validate_glb(glb)
     projected = studio.make_mesh(image.id, backend="lrm", face_budget=600, texture_size=64, previews=False)
     assert projected.params["texture"] == {"mode": "project"}
     before = len(studio.store.designs())
@@ -340,7 +327,7 @@ def test_cli_multiview_glb_and_bad_texture(tmp_path, models_dir):
     assert proc.returncode == 0, proc.stderr
     assert "texture multiview" in proc.stdout
     _textured(out.read_bytes())
-    _validate(out)
+    validate_glb(out)
     bad = run_studio("mesh", str(bag), "--texture", "paint", "--out", str(tmp_path / "o" / "x.glb"),
                      data_dir=tmp_path / "data2", models_dir=models_dir)
     assert bad.returncode == 2

@@ -9,8 +9,6 @@ asked size), a batch file, and the Gradio page. Sizes and steps are tiny so both
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +16,12 @@ import pytest
 import trimesh
 from PIL import Image, ImageDraw
 
+from helpers import validate_glb
+
 from design_studio import catalog
 from design_studio.cli import main
 from pipelines.concept import read_png_metadata
 
-VALIDATOR = Path(__file__).resolve().parents[1] / ".ci" / "node_modules" / "gltf-validator"
 PROFILES = ("standard", "quality")
 SIZE = 64  # a multiple of 16 (FLUX packs 2x2 latent patches)
 
@@ -104,21 +103,6 @@ def sketch_image() -> Image.Image:
 
 def small(**extra) -> dict:
     return dict(n=1, steps=1, width=SIZE, height=SIZE, **extra)
-
-
-def validate_glb(path: Path) -> None:
-    """The Khronos glTF validator finds no errors (skipped where it is not installed)."""
-    if not VALIDATOR.exists() or not shutil.which("node"):
-        return
-    script = (
-        "const v=require(process.argv[1]);const fs=require('fs');"
-        "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])))"
-        ".then(r=>{console.log(JSON.stringify(r.issues));process.exit(r.issues.numErrors?1:0)})"
-        ".catch(e=>{console.error(e);process.exit(2)})"
-    )
-    proc = subprocess.run(["node", "-e", script, str(VALIDATOR), str(path)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads(proc.stdout)["numErrors"] == 0
 
 
 # ---------------------------------------------------------------------------- models

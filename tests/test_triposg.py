@@ -13,7 +13,8 @@ import pytest
 import trimesh
 from PIL import Image, ImageDraw
 
-from test_backends import VALIDATOR, bag_image
+from helpers import validate_glb
+from test_backends import bag_image
 
 BUDGET, SIZE_M, TEXTURE = 1200, 0.25, 128
 
@@ -45,21 +46,6 @@ def options(**kw):
     from pipelines.mesh import MeshOptions
 
     return MeshOptions(**{**dict(grid=32, size_m=SIZE_M, face_budget=BUDGET, texture_size=TEXTURE, seed=1), **kw})
-
-
-def validate_glb(path: Path) -> None:
-    """Khronos glTF-Validator: no errors (skipped where .ci/run has not installed it)."""
-    if not VALIDATOR.exists() or not shutil.which("node"):
-        pytest.skip("gltf-validator not installed (.ci/run installs it)")
-    script = (
-        "const v=require(process.argv[1]);const fs=require('fs');"
-        "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])))"
-        ".then(r=>{console.log(JSON.stringify(r.issues));process.exit(r.issues.numErrors?1:0)})"
-        ".catch(e=>{console.error(e);process.exit(2)})"
-    )
-    proc = subprocess.run(["node", "-e", script, str(VALIDATOR), str(path)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads(proc.stdout)["numErrors"] == 0
 
 
 # ----------------------------------------------------------------------------- twins and strict loading
