@@ -321,13 +321,19 @@ def test_cli_multiview_glb_and_bad_texture(tmp_path, models_dir):
 
     bag = _bag(tmp_path / "bag.png")
     out = tmp_path / "out" / "bag.glb"
-    proc = run_studio("mesh", str(bag), "--backend", "lrm", "--texture", "multiview", "--face-budget", "500",
-                      "--texture-size", "64", "--no-previews", "--out", str(out),
-                      data_dir=tmp_path / "data", models_dir=models_dir)
-    assert proc.returncode == 0, proc.stderr
-    assert "texture multiview" in proc.stdout
+    for fmt in ("glb", "usdz"):  # the detailed path a designer hands on: TripoSG shape, painted all round
+        target = out.with_suffix(f".{fmt}")
+        proc = run_studio("mesh", str(bag), "--backend", "triposg", "--texture", "multiview", "--format", fmt,
+                          "--face-budget", "500", "--texture-size", "64", "--no-previews", "--out", str(target),
+                          data_dir=tmp_path / "data", models_dir=models_dir)
+        assert proc.returncode == 0, proc.stderr
+        assert "texture multiview" in proc.stdout
     _textured(out.read_bytes())
     validate_glb(out)
+    from pipelines.mesh.usdz import usdz_compliance
+
+    report = usdz_compliance(out.with_suffix(".usdz").read_bytes())
+    assert report["errors"] == [] and report["failed_checks"] == [], report
     bad = run_studio("mesh", str(bag), "--texture", "paint", "--out", str(tmp_path / "o" / "x.glb"),
                      data_dir=tmp_path / "data2", models_dir=models_dir)
     assert bad.returncode == 2
