@@ -155,7 +155,10 @@ def test_trace_a_cropped_copy_through_the_api(app, tmp_path):
     from PIL import Image
 
     studio, url = app
-    design = studio.generate_concepts("a woven raffia tote", n=1, seed=4, width=512, height=512, actor=studio.access.session("ann"))[0]
+    from brand_guard_images import textured_image
+
+    textured_image(4, 512).save(tmp_path / "upload.png")  # an upload is stamped like a generated concept
+    design = studio.import_image(str(tmp_path / "upload.png"), name="tote.png", actor=studio.access.session("ann"))
     with Image.open(studio.store.file_path(design)) as im:
         im.convert("RGB").crop((40, 30, 470, 480)).save(tmp_path / "found-online.jpg", quality=70)
     card = client(url, "cleo").predict(handle_file(str(tmp_path / "found-online.jpg")), api_name="/trace")
