@@ -261,10 +261,10 @@ def backend_names(profile: str) -> list[str]:
 
 def test_every_backend_is_listed_for_both_profiles():
     for profile in PROFILES:
-        assert {"depth-relief", "lrm", "shap-e"} <= set(backend_names(profile))
+        assert {"depth-relief", "lrm", "shap-e", "triposg", "triposg-scribble"} <= set(backend_names(profile))
 
 
-@pytest.mark.parametrize("backend", ["depth-relief", "lrm", "shap-e"])
+@pytest.mark.parametrize("backend", ["depth-relief", "lrm", "shap-e", "triposg"])
 def test_every_3d_backend_makes_a_valid_textured_glb_in_guarded_mode(backend, cli_env, profile, pulled, empty_keys,
                                                                      tmp_path, capsys):
     assert backend in backend_names(profile)
@@ -289,6 +289,19 @@ def test_every_3d_backend_makes_a_valid_textured_glb_in_guarded_mode(backend, cl
     assert abs(float(mesh.extents.max()) - 0.32) < 1e-4
     texture = mesh.visual.material.baseColorTexture
     assert texture.size == (64, 64) and np.asarray(texture).std() > 0
+    validate_glb(out)
+
+
+def test_sketch_and_prompt_to_3d_with_triposg_scribble(cli_env, profile, tmp_path, capsys):
+    sketch = tmp_path / "sketch.png"
+    sketch_image().save(sketch)
+    out = tmp_path / "scribble.glb"
+    args = ["mesh", str(sketch), "--backend", "triposg-scribble", "--prompt", "a structured top-handle bag",
+            "--resolution", "24", "--face-budget", "600", "--texture-size", "64", "--no-previews", "--out", str(out),
+            *cli_env]
+    assert main(args) == 0, capsys.readouterr().err
+    mesh = trimesh.load(out, force="mesh")
+    assert 0 < len(mesh.faces) <= 600
     validate_glb(out)
 
 
