@@ -305,6 +305,26 @@ def test_sketch_and_prompt_to_3d_with_triposg_scribble(cli_env, profile, tmp_pat
     validate_glb(out)
 
 
+def test_triposg_painted_all_round_by_mv_adapter_on_the_sdxl_twin(studio, profile, tmp_path, monkeypatch):
+    """The detailed path on the pulled profile: TripoSG shape, MV-Adapter views on the SDXL base (small
+    views and two steps for a CPU), baked into a GLB and exported as an ARKit-compliant USDZ."""
+    from pipelines.mesh.usdz import usdz_compliance
+
+    monkeypatch.setitem(catalog.MESH_DEFAULTS, profile, dict(catalog.MESH_DEFAULTS[profile], multiview_size=32,
+                                                             multiview_steps=2))
+    bag_image().save(tmp_path / "bag.png")
+    image = studio.import_image(str(tmp_path / "bag.png"), name="bag.png", actor=None)
+    mesh = studio.make_mesh(image.id, backend="triposg", texture="multiview", resolution=24, face_budget=600,
+                            texture_size=64, previews=False, actor=None)
+    record = mesh.params["texture"]
+    assert record["mode"] == "multiview" and record["model"] == "huanngzh/mv-adapter"
+    assert record["base_model"] == "stabilityai/stable-diffusion-xl-base-1.0"
+    validate_glb(studio.store.file_path(mesh))
+    files = studio.export_mesh(mesh.id, "usdz")
+    report = usdz_compliance(next(data for name, data in files.items() if name.endswith(".usdz")))
+    assert report["errors"] == [] and report["failed_checks"] == [], report
+
+
 def test_text_to_3d_with_shap_e(cli_env, profile, tmp_path, capsys):
     out = tmp_path / "text.glb"
     args = ["mesh", "--prompt", "a soft tote", "--backend", "shap-e", "--resolution", "24", "--face-budget", "600",
