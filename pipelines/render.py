@@ -288,32 +288,11 @@ def rasterize(px: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int, *
     """
     size = int(size)
     tri = px[faces]
-    lo = np.clip(np.ceil(tri.min(1) - 0.5), 0, size - 1).astype(np.int64)  # first pixel centre inside
-    hi = np.clip(np.floor(tri.max(1) - 0.5), 0, size - 1).astype(np.int64)  # last pixel centre inside
     visible = (tri.max(1) >= 0).all(1) & (tri.min(1) <= size).all(1)
-    span = np.where(visible[:, None], np.maximum(hi - lo + 1, 0), 0)  # none between pixel centres
-    counts = span[:, 0] * span[:, 1]
     d_lo, d_hi = float(depth.min()), float(depth.max())
     levels = (1 << 31) - 1
     best = np.full(size * size, np.iinfo(np.int64).max, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    first = 0
-    while first < len(faces):
-        last = max(int(np.searchsorted(starts, starts[first] + chunk, side="right")) - 1, first + 1)
-        sel = np.arange(first, min(last, len(faces)))
-        first = int(sel[-1]) + 1
-        c = counts[sel]
-        if c.sum() == 0:
-            continue
-        fi = np.repeat(sel, c)
-        offset = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
-        x = lo[fi, 0] + offset % span[fi, 0]
-        y = lo[fi, 1] + offset // span[fi, 0]
-        w = barycentric(tri[fi], np.stack([x + 0.5, y + 0.5], 1))
-        inside = (w >= -1e-7).all(1)
-        if not inside.any():
-            continue
-        fi, x, y, w = fi[inside], x[inside], y[inside], w[inside]
+    for fi, x, y, w in covered_pixels(tri, size, tolerance=1e-7, chunk=chunk, keep=visible):
         z = (depth[faces[fi]] * w).sum(1)
         zq = np.clip((z - d_lo) / max(d_hi - d_lo, 1e-12) * levels, 0, levels).astype(np.int64)
         np.minimum.at(best, y * size + x, (zq << 32) | fi)
@@ -324,6 +303,35 @@ def rasterize(px: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int, *
     if len(ys):
         bary[ys * size + xs] = barycentric(tri[face[ys, xs]], np.stack([xs + 0.5, ys + 0.5], 1))
     return face, bary.reshape(size, size, 3)
+
+
+def covered_pixels(tri: np.ndarray, size: int, *, tolerance: float, chunk: int, keep: np.ndarray | None = None):
+    """Yield ``(face, x, y, barycentrics)`` for every pixel centre of a ``size``² grid inside a triangle of
+    ``tri`` (n, 3, 2) in pixel units, a chunk of about ``chunk`` candidates at a time. Each triangle's
+    bounding box is enumerated; ``keep`` (n,) leaves triangles out."""
+    lo = np.clip(np.ceil(tri.min(1) - 0.5), 0, size - 1).astype(np.int64)  # first pixel centre inside
+    hi = np.clip(np.floor(tri.max(1) - 0.5), 0, size - 1).astype(np.int64)  # last pixel centre inside
+    span = np.maximum(hi - lo + 1, 0)  # triangles between pixel centres cover none
+    if keep is not None:
+        span = np.where(keep[:, None], span, 0)
+    counts = span[:, 0] * span[:, 1]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    first = 0
+    while first < len(tri):
+        last = max(int(np.searchsorted(starts, starts[first] + chunk, side="right")) - 1, first + 1)
+        sel = np.arange(first, min(last, len(tri)))
+        first = int(sel[-1]) + 1
+        c = counts[sel]
+        if c.sum() == 0:
+            continue
+        fi = np.repeat(sel, c)
+        offset = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+        x = lo[fi, 0] + offset % span[fi, 0]
+        y = lo[fi, 1] + offset // span[fi, 0]
+        w = barycentric(tri[fi], np.stack([x + 0.5, y + 0.5], 1))
+        inside = (w >= -tolerance).all(1)
+        if inside.any():
+            yield fi[inside], x[inside], y[inside], w[inside]
 
 
 def barycentric(tri: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidInput
-from ..render import barycentric
+from ..render import covered_pixels
 
 
 @dataclass
@@ -34,29 +34,12 @@ def atlas_texels(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, size: 
     size = int(size)
     faces = np.asarray(faces, dtype=np.int64)
     px = np.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], 1)
-    tri = px[faces]
-    lo = np.clip(np.ceil(tri.min(1) - 0.5), 0, size - 1).astype(np.int64)  # first pixel centre inside
-    hi = np.clip(np.floor(tri.max(1) - 0.5), 0, size - 1).astype(np.int64)  # last pixel centre inside
-    span = np.maximum(hi - lo + 1, 0)  # triangles between pixel centres cover none
-    counts = span[:, 0] * span[:, 1]
-    starts = np.concatenate([[0], np.cumsum(counts)])
     owner = np.full(size * size, -1, dtype=np.int64)
     bary = np.zeros((size * size, 3))
-    first = 0
-    while first < len(faces):
-        last = max(int(np.searchsorted(starts, starts[first] + chunk, side="right")) - 1, first + 1)
-        sel = np.arange(first, min(last, len(faces)))
-        first = int(sel[-1]) + 1
-        c = counts[sel]
-        fi = np.repeat(sel, c)
-        offset = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
-        x = lo[fi, 0] + offset % span[fi, 0]
-        y = lo[fi, 1] + offset // span[fi, 0]
-        w = barycentric(tri[fi], np.stack([x + 0.5, y + 0.5], 1))
-        inside = (w >= -1e-6).all(1)
-        idx = y[inside] * size + x[inside]
-        owner[idx] = fi[inside]
-        bary[idx] = w[inside]
+    for fi, x, y, w in covered_pixels(px[faces], size, tolerance=1e-6, chunk=chunk):
+        idx = y * size + x
+        owner[idx] = fi
+        bary[idx] = w
     idx = np.nonzero(owner >= 0)[0]
     f, w = owner[idx], bary[idx]
     corners = faces[f]
